@@ -1,0 +1,64 @@
+# SPDX-License-Identifier: MIT
+# The front door of libctx. Every target first runs scripts/setup.sh, which
+# installs what is missing on a fresh Debian 12 machine.
+#
+#   make            build the library, tests, examples and tools (build/)
+#   make check      every test: normal (gcc), ASan+UBSan (gcc), TSan (clang),
+#                   plus format, layering, symbol and install checks
+#   make demo       run the demo
+#   make bench      run the benchmarks beside the peers, write bench/RESULTS.md
+#   make format     reformat the sources with clang-format
+#   make install    install into PREFIX (default /usr/local)
+
+BUILD  ?= build
+PREFIX ?= /usr/local
+CTEST  = ctest --output-on-failure -j2 --test-dir
+CONFIG = cmake -S . -G Ninja -DCTX_WERROR=ON
+
+.PHONY: all setup build check check-normal check-asan check-tsan demo bench \
+        format install clean
+
+all: build
+
+setup:
+	@sh scripts/setup.sh
+
+build: setup
+	@$(CONFIG) -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD)
+
+check: check-normal check-asan check-tsan
+	@echo "make check: all passed"
+
+check-normal: build
+	@$(CTEST) $(BUILD)
+
+check-asan: setup
+	@CC=gcc $(CONFIG) -B build-asan -DCTX_SANITIZE=address \
+	    -DCTX_BUILD_BENCH=OFF >/dev/null
+	@cmake --build build-asan
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    $(CTEST) build-asan -LE lint
+
+check-tsan: setup
+	@CC=clang $(CONFIG) -B build-tsan -DCTX_SANITIZE=thread \
+	    -DCTX_BUILD_BENCH=OFF >/dev/null
+	@cmake --build build-tsan
+	@TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	    $(CTEST) build-tsan -LE lint
+
+demo: build
+	@./$(BUILD)/examples/timeline/timeline
+
+bench: setup
+	@sh bench/run.sh
+
+format: setup
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+install: build
+	@cmake --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf build build-asan build-tsan build-bench

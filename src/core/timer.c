@@ -1,0 +1,427 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Deadlines: one process-wide timer thread over a binary min-heap of the
+ * armed contexts, and the virtual test clock that can replace it.
+ *
+ * DESIGN
+ *
+ * The heap holds struct ctx_timed pointers ordered by (when, seq); each
+ * node records its slot, so arm and disarm are O(log n) and a released or
+ * cancelled context is removed at once. `timer_lock` is a spin lock (ctx__spin):
+ * every critical section is a heap operation, and a mutex would cost the
+ * with_timeout + cancel pair twice as much.
+ *
+ * The thread is started on the first arm (its failure is that arm's
+ * error, EAGAIN), with all signals blocked, and sleeps with
+ * FUTEX_WAIT_BITSET on `wake` until the earliest deadline (an absolute
+ * CLOCK_MONOTONIC time, so no drift). `sleep_until` is the time it sleeps
+ * for; an arm that is earlier bumps `wake` and wakes it, any other arm
+ * does not make a system call (arming a far deadline and cancelling it,
+ * the usual pattern, never wakes the thread). Removal never wakes it: at
+ * worst it wakes for a deadline that is gone and sleeps again.
+ *
+ * Firing: under the lock the earliest node is popped and a reference
+ * taken with tryget (a node whose count is 0 is being freed, and its
+ * disarm waits for the lock, so the memory is valid here); then, with the
+ * lock dropped, it is cancelled with its deadline cause and released.
+ *
+ * Lock order: `timer_lock` before node locks (firing a virtual waiter locks the
+ * waited context); nothing takes `timer_lock` while holding a node lock.
+ *
+ * Test clock: `virt` switches ctx_now() to `vnow`. The thread then fires
+ * nothing; ctx_testclock_advance pops and fires due deadlines itself, in
+ * (when, seq) order, stepping `vnow` to each deadline as it fires it.
+ * ctx_wait with a timeout parks as usual but registers a `vwaiter` that
+ * the advance fires: it sets `fired` and clears S_WAITERS in the waited
+ * context under its lock, which changes the futex word and wakes it.
+ */
+#define _DEFAULT_SOURCE
+#include "ctx_int.h"
+
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+struct vwaiter {
+    ctx_time_t until;
+    struct ctx *c;
+    atomic_int fired;
+    struct vwaiter *next, **pprev; /* guarded by timer_lock; pprev NULL: off */
+};
+
+static ctx__spin_t timer_lock = CTX__SPIN_INIT;
+
+static struct {
+    struct ctx_timed **heap CTX_GUARDED_BY(timer_lock);
+    uint32_t n CTX_GUARDED_BY(timer_lock);
+    uint32_t cap CTX_GUARDED_BY(timer_lock);
+    uint64_t seq CTX_GUARDED_BY(timer_lock);
+    ctx_time_t sleep_until CTX_GUARDED_BY(timer_lock);
+    struct vwaiter *vw CTX_GUARDED_BY(timer_lock);
+    _Atomic uint32_t wake; /* futex the thread sleeps on */
+    atomic_int running;    /* the thread was started */
+} T = {.sleep_until = CTX_NO_DEADLINE};
+
+static ctx__mutex_t start_mu = CTX__MUTEX_INIT;
+static atomic_int virt;
+static _Atomic ctx_time_t vnow;
+
+ctx_time_t ctx_now(void)
+{
+    if (CTX_UNLIKELY(ctx__load_relaxed(&virt)))
+        return atomic_load_explicit(&vnow, memory_order_acquire);
+    return ctx__real_now();
+}
+
+bool ctx_testclock_enabled(void)
+{
+    return ctx__load_relaxed(&virt) != 0;
+}
+
+/* ------------------------------------------------------------ heap */
+
+static inline int before(const struct ctx_timed *a, const struct ctx_timed *b)
+{
+    return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+}
+
+static void place(uint32_t i, struct ctx_timed *t) CTX_REQUIRES(timer_lock)
+{
+    T.heap[i] = t;
+    t->idx = i;
+}
+
+static void sift_up(uint32_t i, struct ctx_timed *t) CTX_REQUIRES(timer_lock)
+{
+    while (i > 0) {
+        uint32_t p = (i - 1) / 2;
+        if (!before(t, T.heap[p]))
+            break;
+        place(i, T.heap[p]);
+        i = p;
+    }
+    place(i, t);
+}
+
+static void sift_down(uint32_t i, struct ctx_timed *t) CTX_REQUIRES(timer_lock)
+{
+    for (;;) {
+        uint32_t l = 2 * i + 1, m;
+        if (l >= T.n)
+            break;
+        m = (l + 1 < T.n && before(T.heap[l + 1], T.heap[l])) ? l + 1 : l;
+        if (!before(T.heap[m], t))
+            break;
+        place(i, T.heap[m]);
+        i = m;
+    }
+    place(i, t);
+}
+
+static void heap_remove(struct ctx_timed *t) CTX_REQUIRES(timer_lock)
+{
+    uint32_t i = t->idx;
+    struct ctx_timed *last = T.heap[--T.n];
+    t->idx = TIMER_NO_SLOT;
+    if (last == t)
+        return;
+    if (i > 0 && before(last, T.heap[(i - 1) / 2]))
+        sift_up(i, last);
+    else
+        sift_down(i, last);
+}
+
+/* ------------------------------------------------------------ firing */
+
+static void wake_thread(void)
+{
+    syscall(SYS_futex, &T.wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Pop the earliest node and cancel it; drops and retakes the lock. */
+static void fire_first(void) CTX_REQUIRES(timer_lock)
+{
+    struct ctx_timed *t = T.heap[0];
+    int got;
+
+    heap_remove(t);
+    got = ctx__tryget(&t->c);
+    ctx__spin_unlock(&timer_lock);
+    if (got) {
+        if (t->dl_why)
+            atomic_fetch_add_explicit(&t->dl_why->refs, 1,
+                                      memory_order_relaxed);
+        if (ctx__cancel(&t->c, ETIMEDOUT, t->dl_code, t->dl_why))
+            ctx__count(CTX__C_EXPIRIES, 1);
+        ctx_release(&t->c);
+    }
+    ctx__spin_lock(&timer_lock);
+}
+
+static void *timer_main(void *arg)
+{
+    (void)arg;
+    ctx__spin_lock(&timer_lock);
+    for (;;) {
+        ctx_time_t until;
+        uint32_t w;
+        if (!ctx__load_relaxed(&virt) && T.n &&
+            T.heap[0]->when <= ctx__real_now()) {
+            fire_first();
+            continue;
+        }
+        until = (ctx__load_relaxed(&virt) || !T.n) ? CTX_NO_DEADLINE
+                                                    : T.heap[0]->when;
+        T.sleep_until = until;
+        w = atomic_load(&T.wake);
+        ctx__spin_unlock(&timer_lock);
+        ctx__futex_wait(&T.wake, w, until);
+        ctx__spin_lock(&timer_lock);
+    }
+    return NULL;
+}
+
+/*
+ * After fork() only the forking thread exists in the child: the timer
+ * thread must be started again, and the lock must not be left held.
+ */
+static void atfork_prepare(void) CTX_NO_TSA
+{
+    ctx__spin_lock(&timer_lock);
+}
+
+static void atfork_parent(void) CTX_NO_TSA
+{
+    ctx__spin_unlock(&timer_lock);
+}
+
+static void atfork_child(void) CTX_NO_TSA
+{
+    if (atomic_load(&T.running)) {
+        atomic_store(&T.running, 0);
+        ctx__thread_exiting();
+    }
+    T.sleep_until = CTX_NO_DEADLINE;
+    ctx__spin_unlock(&timer_lock);
+}
+
+static int start_thread(void)
+{
+    static int atfork_done;
+    pthread_t tid;
+    int rc = 0;
+
+    ctx__lock(&start_mu);
+    if (!atomic_load(&T.running)) {
+        if (!atfork_done &&
+            pthread_atfork(atfork_prepare, atfork_parent, atfork_child) ==
+                0)
+            atfork_done = 1;
+        rc = ctx__thread_start(&tid, timer_main, NULL);
+        if (rc == 0)
+            atomic_store(&T.running, 1);
+    }
+    ctx__unlock(&start_mu);
+    return rc;
+}
+
+int ctx__timer_arm(struct ctx_timed *t)
+{
+    int wake = 0;
+
+    if (CTX_UNLIKELY(!atomic_load_explicit(&T.running, memory_order_acquire))) {
+        int rc = start_thread();
+        if (rc)
+            return rc;
+    }
+    ctx__spin_lock(&timer_lock);
+    if (T.n == T.cap) {
+        uint32_t cap = T.cap ? T.cap * 2 : 64;
+        struct ctx_timed **h = NULL;
+        if (cap > T.cap)
+            h = ctx__realloc(T.heap, cap * sizeof *h);
+        if (!h) {
+            ctx__spin_unlock(&timer_lock);
+            return ENOMEM;
+        }
+        T.heap = h;
+        T.cap = cap;
+    }
+    t->seq = ++T.seq;
+    T.n++;
+    sift_up(T.n - 1, t);
+    if (!ctx__load_relaxed(&virt) && t->when < T.sleep_until) {
+        T.sleep_until = t->when;
+        atomic_fetch_add(&T.wake, 1);
+        wake = 1;
+    }
+    ctx__spin_unlock(&timer_lock);
+    if (wake)
+        wake_thread();
+    return 0;
+}
+
+void ctx__timer_disarm(struct ctx_timed *t)
+{
+    ctx__spin_lock(&timer_lock);
+    if (t->idx != TIMER_NO_SLOT)
+        heap_remove(t);
+    ctx__spin_unlock(&timer_lock);
+}
+
+int64_t ctx__timer_count(void)
+{
+    int64_t n;
+    ctx__spin_lock(&timer_lock);
+    n = T.n;
+    ctx__spin_unlock(&timer_lock);
+    return n;
+}
+
+/* ------------------------------------------------------------ test clock */
+
+static void vfire(struct vwaiter *w) CTX_REQUIRES(timer_lock)
+{
+    uint32_t s;
+    *w->pprev = w->next;
+    if (w->next)
+        w->next->pprev = w->pprev;
+    w->pprev = NULL;
+    atomic_store(&w->fired, 1);
+    /* The waiter cannot return before we drop timer_lock: w and c are valid. */
+    s = node_lock(w->c);
+    node_unlock(w->c, s & ~S_WAITERS);
+    if (s & S_WAITERS)
+        ctx__futex_wake_all(&w->c->state);
+}
+
+static void vfire_due(ctx_time_t now) CTX_REQUIRES(timer_lock)
+{
+    struct vwaiter *w = T.vw;
+    while (w) {
+        struct vwaiter *next = w->next;
+        if (w->until <= now)
+            vfire(w);
+        w = next;
+    }
+}
+
+int ctx__vwait(struct ctx *c, ctx_time_t until)
+{
+    struct vwaiter w = {.until = until, .c = c};
+    int rc;
+
+    ctx__spin_lock(&timer_lock);
+    if (!ctx__load_relaxed(&virt)) {
+        ctx__spin_unlock(&timer_lock);
+        return -1;
+    }
+    if (until <= atomic_load(&vnow)) {
+        ctx__spin_unlock(&timer_lock);
+        return (state_of(c) & S_ERR_MASK) ? 0 : ETIMEDOUT;
+    }
+    w.next = T.vw;
+    w.pprev = &T.vw;
+    if (T.vw)
+        T.vw->pprev = &w.next;
+    T.vw = &w;
+    ctx__spin_unlock(&timer_lock);
+
+    for (;;) {
+        uint32_t s = state_of(c);
+        if (s & S_ERR_MASK) {
+            rc = 0;
+            break;
+        }
+        if (atomic_load(&w.fired)) {
+            rc = ETIMEDOUT;
+            break;
+        }
+        if (!(s & S_WAITERS)) {
+            if (s & S_LOCK)
+                ctx__spin_wait(&c->state, S_LOCK);
+            else
+                atomic_compare_exchange_weak(&c->state, &s, s | S_WAITERS);
+            continue; /* look at `fired` again with the bit set */
+        }
+        ctx__futex_wait(&c->state, s, CTX_NO_DEADLINE);
+    }
+
+    ctx__spin_lock(&timer_lock);
+    if (w.pprev) {
+        *w.pprev = w.next;
+        if (w.next)
+            w.next->pprev = w.pprev;
+    }
+    ctx__spin_unlock(&timer_lock);
+    return rc;
+}
+
+int ctx_testclock_enable(void)
+{
+    ctx__spin_lock(&timer_lock);
+    if (ctx__load_relaxed(&virt)) {
+        ctx__spin_unlock(&timer_lock);
+        return EBUSY;
+    }
+    atomic_store(&vnow, ctx__real_now());
+    atomic_store(&virt, 1);
+    atomic_fetch_add(&T.wake, 1);
+    ctx__spin_unlock(&timer_lock);
+    wake_thread();
+    return 0;
+}
+
+void ctx_testclock_disable(void)
+{
+    ctx__spin_lock(&timer_lock);
+    if (ctx__load_relaxed(&virt)) {
+        atomic_store(&virt, 0);
+        while (T.vw)
+            vfire(T.vw);
+        T.sleep_until = CTX_NO_DEADLINE;
+        atomic_fetch_add(&T.wake, 1);
+    }
+    ctx__spin_unlock(&timer_lock);
+    wake_thread();
+}
+
+int ctx_testclock_advance(ctx_time_t d)
+{
+    ctx_time_t target;
+
+    if (d < 0)
+        return EINVAL;
+    ctx__spin_lock(&timer_lock);
+    if (!ctx__load_relaxed(&virt)) {
+        ctx__spin_unlock(&timer_lock);
+        return EINVAL;
+    }
+    target = ctx__time_add(atomic_load(&vnow), d);
+    while (ctx__load_relaxed(&virt) && T.n && T.heap[0]->when <= target) {
+        ctx_time_t when = T.heap[0]->when;
+        if (when > atomic_load(&vnow))
+            atomic_store_explicit(&vnow, when, memory_order_release);
+        vfire_due(atomic_load(&vnow));
+        fire_first();
+    }
+    if (ctx__load_relaxed(&virt)) {
+        if (target > atomic_load(&vnow))
+            atomic_store_explicit(&vnow, target, memory_order_release);
+        vfire_due(atomic_load(&vnow));
+    }
+    ctx__spin_unlock(&timer_lock);
+    return 0;
+}
+
+int ctx_testclock_set(ctx_time_t t)
+{
+    ctx_time_t now;
+    if (!ctx_testclock_enabled())
+        return EINVAL;
+    now = ctx_now();
+    if (t < now)
+        return EINVAL;
+    return ctx_testclock_advance(t - now);
+}

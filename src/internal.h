@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What every layer of libctx shares: the allocation hook, assertions, lock
+ * wrappers with clang thread-safety annotations, named fault points and
+ * process-wide counters. Nothing here is public API.
+ */
+#ifndef CTX_INTERNAL_H
+#define CTX_INTERNAL_H
+
+#include <ctx/ctx.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------ compiler */
+
+#define CTX_LIKELY(x) __builtin_expect(!!(x), 1)
+#define CTX_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define CTX_UNUSED __attribute__((unused))
+#define CTX_COLD __attribute__((cold, noinline))
+
+#define ctx__container_of(p, type, member)                                   \
+    ((type *)(void *)((char *)(p)-offsetof(type, member)))
+
+/* Relaxed atomic helpers for counters and flags that order nothing. */
+#define ctx__load_relaxed(p) atomic_load_explicit((p), memory_order_relaxed)
+#define ctx__store_relaxed(p, v)                                             \
+    atomic_store_explicit((p), (v), memory_order_relaxed)
+
+/* ------------------------------------------------------------ asserts */
+
+/*
+ * CTX_ASSERT(x): checked in debug and sanitizer builds (CTX_DEBUG), gone in
+ * release builds. CTX_NEVER(x): for defensive branches that must not be
+ * taken, `if (CTX_NEVER(x)) return EINVAL;` asserts in debug builds and
+ * still defends in release builds (SQLite's NEVER()).
+ */
+#ifdef CTX_DEBUG
+#define CTX_ASSERT(x)                                                        \
+    ((x) ? (void)0 : ctx__assert_fail(#x, __FILE__, __LINE__))
+#define CTX_NEVER(x) ((x) ? (ctx__assert_fail(#x, __FILE__, __LINE__), 1) : 0)
+#else
+#define CTX_ASSERT(x) ((void)0)
+#define CTX_NEVER(x) CTX_UNLIKELY(x)
+#endif
+
+_Noreturn void ctx__assert_fail(const char *expr, const char *file,
+                                int line);
+
+/* ------------------------------------------------------------ memory */
+
+/*
+ * Every allocation of the library goes through these, so that tests can
+ * fail the 1st, 2nd, ... allocation of an operation (CTX__FAULT_ALLOC).
+ */
+void *ctx__malloc(size_t n);
+void *ctx__calloc(size_t n, size_t size);
+void *ctx__realloc(void *p, size_t n);
+void ctx__free(void *p);
+char *ctx__strdup(const char *s);
+
+/* ------------------------------------------------------------ faults */
+
+/*
+ * Named fault points. A test arms one to fail its n-th check from now
+ * (n = 1: the next one), once or from then on; ctx__fault(p) is true when
+ * the operation at that point must fail. Disarmed, a check is one relaxed
+ * load of a global flag.
+ */
+enum ctx__fault_point {
+    CTX__FAULT_ALLOC,
+    CTX__FAULT_THREAD_CREATE,
+    CTX__FAULT_EVENTFD,
+    CTX__FAULT_PIDFD,
+    CTX__FAULT_SPAWN,
+    CTX__FAULT_PIPE,
+    CTX__FAULT_COUNT
+};
+
+extern atomic_int ctx__faults_armed;
+
+void ctx__fault_arm(enum ctx__fault_point p, long nth, int persistent);
+void ctx__fault_disarm_all(void);
+long ctx__fault_hits(enum ctx__fault_point p);
+int ctx__fault_check(enum ctx__fault_point p);
+
+static inline int ctx__fault(enum ctx__fault_point p)
+{
+    if (CTX_LIKELY(!ctx__load_relaxed(&ctx__faults_armed)))
+        return 0;
+    return ctx__fault_check(p);
+}
+
+/* ------------------------------------------------------------ locks */
+
+#if defined(__clang__)
+#define CTX__TSA(x) __attribute__((x))
+#else
+#define CTX__TSA(x)
+#endif
+#define CTX_CAPABILITY(x) CTX__TSA(capability(x))
+#define CTX_GUARDED_BY(x) CTX__TSA(guarded_by(x))
+#define CTX_ACQUIRE(...) CTX__TSA(acquire_capability(__VA_ARGS__))
+#define CTX_RELEASE(...) CTX__TSA(release_capability(__VA_ARGS__))
+#define CTX_REQUIRES(...) CTX__TSA(requires_capability(__VA_ARGS__))
+#define CTX_EXCLUDES(...) CTX__TSA(locks_excluded(__VA_ARGS__))
+#define CTX_NO_TSA CTX__TSA(no_thread_safety_analysis)
+
+/* A pthread mutex the thread-safety analysis can follow. */
+typedef struct CTX_CAPABILITY("mutex") ctx__mutex {
+    pthread_mutex_t m;
+} ctx__mutex_t;
+
+#define CTX__MUTEX_INIT {PTHREAD_MUTEX_INITIALIZER}
+
+static inline void ctx__lock(ctx__mutex_t *mu) CTX_ACQUIRE(mu) CTX_NO_TSA
+{
+    pthread_mutex_lock(&mu->m);
+}
+
+static inline void ctx__unlock(ctx__mutex_t *mu) CTX_RELEASE(mu) CTX_NO_TSA
+{
+    pthread_mutex_unlock(&mu->m);
+}
+
+/*
+ * A spin lock for critical sections of a few dozen instructions: one CAS
+ * to take, one release store to drop. A waiter spins briefly, then yields
+ * the CPU between attempts, so a holder preempted on a 2-core machine is
+ * not starved by its waiters.
+ */
+typedef struct CTX_CAPABILITY("mutex") ctx__spin {
+    atomic_uint v;
+} ctx__spin_t;
+
+#define CTX__SPIN_INIT {0}
+
+void ctx__spin_wait(atomic_uint *v, unsigned busy_bit);
+
+static inline void ctx__spin_lock(ctx__spin_t *l) CTX_ACQUIRE(l) CTX_NO_TSA
+{
+    unsigned z = 0;
+    while (!atomic_compare_exchange_weak_explicit(
+        &l->v, &z, 1, memory_order_acquire, memory_order_relaxed)) {
+        ctx__spin_wait(&l->v, 1);
+        z = 0;
+    }
+}
+
+static inline void ctx__spin_unlock(ctx__spin_t *l) CTX_RELEASE(l) CTX_NO_TSA
+{
+    atomic_store_explicit(&l->v, 0, memory_order_release);
+}
+
+/*
+ * Start an internal thread with every signal blocked from its first
+ * instruction (the mask is inherited, so there is no window in which a
+ * process signal could land on it). Counted in ctx_stats.internal_threads
+ * until it calls ctx__thread_exiting(). Returns 0 or EAGAIN (also when
+ * CTX__FAULT_THREAD_CREATE fires).
+ */
+int ctx__thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+void ctx__thread_exiting(void);
+
+/* A value identifying the calling thread, cheaper than pthread_self(). */
+uintptr_t ctx__self(void);
+
+/* ------------------------------------------------------------ counters */
+
+/*
+ * Event counters are per thread: each thread adds to its own slots with
+ * plain (relaxed) stores, and ctx_stats sums every thread's slots plus the
+ * totals of threads that have exited. So counting costs no atomic
+ * read-modify-write and no shared cache line on a hot path.
+ */
+enum ctx__counter {
+    CTX__C_NEW_PLAIN, /* contexts made, by kind: with_cancel */
+    CTX__C_NEW_TIMED, /* with an armed deadline */
+    CTX__C_NEW_VALUE,
+    CTX__C_NEW_WITHOUT,
+    CTX__C_NEW_MERGE,
+    CTX__C_FREE_PLAIN, /* contexts freed, same order */
+    CTX__C_FREE_TIMED,
+    CTX__C_FREE_VALUE,
+    CTX__C_FREE_WITHOUT,
+    CTX__C_FREE_MERGE,
+    CTX__C_CANCELS,
+    CTX__C_EXPIRIES,
+    CTX__C_TASK_NEW,
+    CTX__C_TASK_END,
+    CTX__C_INTERRUPTS,
+    CTX__C_KILLS,
+    CTX__C_COUNT
+};
+
+#define CTX__KINDS 5
+
+void ctx__count(enum ctx__counter k, int64_t d);
+int64_t ctx__counter_sum(enum ctx__counter k);
+
+/* Gauges kept by other modules, read by ctx_stats. */
+extern atomic_llong ctx__internal_threads;
+extern atomic_llong ctx__pool_threads;
+extern atomic_llong ctx__idle_threads;
+int64_t ctx__timer_count(void);
+
+/* ------------------------------------------------------------ time */
+
+/* Real CLOCK_MONOTONIC, whatever the test clock says. */
+ctx_time_t ctx__real_now(void);
+
+/* a + b, saturating at CTX_NO_DEADLINE and at INT64_MIN. */
+static inline ctx_time_t ctx__time_add(ctx_time_t a, ctx_time_t b)
+{
+    ctx_time_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? CTX_NO_DEADLINE : INT64_MIN;
+    return r;
+}
+
+/*
+ * Block until `c` is done or the absolute time `until` (on ctx_now()'s
+ * clock) has passed. Returns 0 when done, ETIMEDOUT otherwise. The shared
+ * waiting primitive of ctx_wait and, later, ctx_sleep.
+ */
+int ctx__wait_until(ctx_t *c, ctx_time_t until);
+
+#endif /* CTX_INTERNAL_H */
