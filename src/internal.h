@@ -16,17 +16,17 @@
 
 /* ------------------------------------------------------------ compiler */
 
-#define CTX_LIKELY(x) __builtin_expect(!!(x), 1)
+#define CTX_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define CTX_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define CTX_UNUSED __attribute__((unused))
-#define CTX_COLD __attribute__((cold, noinline))
+#define CTX_UNUSED      __attribute__((unused))
+#define CTX_COLD        __attribute__((cold, noinline))
 
-#define ctx__container_of(p, type, member)                                   \
+#define ctx__container_of(p, type, member)                                     \
     ((type *)(void *)((char *)(p)-offsetof(type, member)))
 
 /* Relaxed atomic helpers for counters and flags that order nothing. */
 #define ctx__load_relaxed(p) atomic_load_explicit((p), memory_order_relaxed)
-#define ctx__store_relaxed(p, v)                                             \
+#define ctx__store_relaxed(p, v)                                               \
     atomic_store_explicit((p), (v), memory_order_relaxed)
 
 /* ------------------------------------------------------------ asserts */
@@ -38,16 +38,14 @@
  * still defends in release builds (SQLite's NEVER()).
  */
 #ifdef CTX_DEBUG
-#define CTX_ASSERT(x)                                                        \
-    ((x) ? (void)0 : ctx__assert_fail(#x, __FILE__, __LINE__))
-#define CTX_NEVER(x) ((x) ? (ctx__assert_fail(#x, __FILE__, __LINE__), 1) : 0)
+#define CTX_ASSERT(x) ((x) ? (void)0 : ctx__assert_fail(#x, __FILE__, __LINE__))
+#define CTX_NEVER(x)  ((x) ? (ctx__assert_fail(#x, __FILE__, __LINE__), 1) : 0)
 #else
 #define CTX_ASSERT(x) ((void)0)
-#define CTX_NEVER(x) CTX_UNLIKELY(x)
+#define CTX_NEVER(x)  CTX_UNLIKELY(x)
 #endif
 
-_Noreturn void ctx__assert_fail(const char *expr, const char *file,
-                                int line);
+_Noreturn void ctx__assert_fail(const char *expr, const char *file, int line);
 
 /* ------------------------------------------------------------ memory */
 
@@ -102,18 +100,21 @@ static inline int ctx__fault(enum ctx__fault_point p)
 #endif
 #define CTX_CAPABILITY(x) CTX__TSA(capability(x))
 #define CTX_GUARDED_BY(x) CTX__TSA(guarded_by(x))
-#define CTX_ACQUIRE(...) CTX__TSA(acquire_capability(__VA_ARGS__))
-#define CTX_RELEASE(...) CTX__TSA(release_capability(__VA_ARGS__))
+#define CTX_ACQUIRE(...)  CTX__TSA(acquire_capability(__VA_ARGS__))
+#define CTX_RELEASE(...)  CTX__TSA(release_capability(__VA_ARGS__))
 #define CTX_REQUIRES(...) CTX__TSA(requires_capability(__VA_ARGS__))
 #define CTX_EXCLUDES(...) CTX__TSA(locks_excluded(__VA_ARGS__))
-#define CTX_NO_TSA CTX__TSA(no_thread_safety_analysis)
+#define CTX_NO_TSA        CTX__TSA(no_thread_safety_analysis)
 
 /* A pthread mutex the thread-safety analysis can follow. */
 typedef struct CTX_CAPABILITY("mutex") ctx__mutex {
     pthread_mutex_t m;
 } ctx__mutex_t;
 
-#define CTX__MUTEX_INIT {PTHREAD_MUTEX_INITIALIZER}
+#define CTX__MUTEX_INIT                                                        \
+    {                                                                          \
+        PTHREAD_MUTEX_INITIALIZER                                              \
+    }
 
 static inline void ctx__lock(ctx__mutex_t *mu) CTX_ACQUIRE(mu) CTX_NO_TSA
 {
@@ -135,7 +136,10 @@ typedef struct CTX_CAPABILITY("mutex") ctx__spin {
     atomic_uint v;
 } ctx__spin_t;
 
-#define CTX__SPIN_INIT {0}
+#define CTX__SPIN_INIT                                                         \
+    {                                                                          \
+        0                                                                      \
+    }
 
 void ctx__spin_wait(atomic_uint *v, unsigned busy_bit);
 

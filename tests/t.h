@@ -63,12 +63,12 @@ static void t__register(const char *name, t_fn fn)
     t__ncases++;
 }
 
-#define T_CASE(name)                                                         \
-    static void t_case_##name(void);                                         \
-    __attribute__((constructor)) static void t_reg_##name(void)              \
-    {                                                                        \
-        t__register(#name, t_case_##name);                                   \
-    }                                                                        \
+#define T_CASE(name)                                                           \
+    static void t_case_##name(void);                                           \
+    __attribute__((constructor)) static void t_reg_##name(void)                \
+    {                                                                          \
+        t__register(#name, t_case_##name);                                     \
+    }                                                                          \
     static void t_case_##name(void)
 
 __attribute__((format(printf, 3, 4))) static void
@@ -85,55 +85,54 @@ t__fail(const char *file, int line, const char *fmt, ...)
     atomic_fetch_add(&t__failures, 1);
 }
 
-#define T__CMP(a, op, b, ret)                                                \
-    do {                                                                     \
-        long long t_a_ = (long long)(a), t_b_ = (long long)(b);              \
-        if (!(t_a_ op t_b_)) {                                               \
-            t__fail(__FILE__, __LINE__, "%s %s %s: %lld vs %lld", #a, #op,   \
-                    #b, t_a_, t_b_);                                         \
-            ret;                                                             \
-        }                                                                    \
+#define T__CMP(a, op, b, ret)                                                  \
+    do {                                                                       \
+        long long t_a_ = (long long)(a), t_b_ = (long long)(b);                \
+        if (!(t_a_ op t_b_)) {                                                 \
+            t__fail(__FILE__, __LINE__, "%s %s %s: %lld vs %lld", #a, #op, #b, \
+                    t_a_, t_b_);                                               \
+            ret;                                                               \
+        }                                                                      \
     } while (0)
 
-#define T_EQ(a, b) T__CMP(a, ==, b, return)
-#define T_NE(a, b) T__CMP(a, !=, b, return)
-#define T_LT(a, b) T__CMP(a, <, b, return)
-#define T_LE(a, b) T__CMP(a, <=, b, return)
-#define T_GT(a, b) T__CMP(a, >, b, return)
-#define T_GE(a, b) T__CMP(a, >=, b, return)
-#define T_TRUE(x) T__CMP(!!(x), ==, 1, return)
-#define T_FALSE(x) T__CMP(!!(x), ==, 0, return)
+#define T_EQ(a, b) T__CMP(a, ==, b, return )
+#define T_NE(a, b) T__CMP(a, !=, b, return )
+#define T_LT(a, b) T__CMP(a, <, b, return )
+#define T_LE(a, b) T__CMP(a, <=, b, return )
+#define T_GT(a, b) T__CMP(a, >, b, return )
+#define T_GE(a, b) T__CMP(a, >=, b, return )
+#define T_TRUE(x)  T__CMP(!!(x), ==, 1, return )
+#define T_FALSE(x) T__CMP(!!(x), ==, 0, return )
 
-#define T__ERRCMP(rc, code, ret)                                             \
-    do {                                                                     \
-        int t_rc_ = (rc), t_code_ = (code);                                  \
-        if (t_rc_ != t_code_) {                                              \
-            t__fail(__FILE__, __LINE__, "%s: got %s (%d), want %s (%d)",     \
-                    #rc, ctx_errname(t_rc_), t_rc_, ctx_errname(t_code_),    \
-                    t_code_);                                                \
-            ret;                                                             \
-        }                                                                    \
+#define T__ERRCMP(rc, code, ret)                                               \
+    do {                                                                       \
+        int t_rc_ = (rc), t_code_ = (code);                                    \
+        if (t_rc_ != t_code_) {                                                \
+            t__fail(__FILE__, __LINE__, "%s: got %s (%d), want %s (%d)", #rc,  \
+                    ctx_errname(t_rc_), t_rc_, ctx_errname(t_code_), t_code_); \
+            ret;                                                               \
+        }                                                                      \
     } while (0)
 
-#define T_OK(rc) T__ERRCMP(rc, 0, return)
-#define T_ERR(rc, code) T__ERRCMP(rc, code, return)
+#define T_OK(rc)        T__ERRCMP(rc, 0, return )
+#define T_ERR(rc, code) T__ERRCMP(rc, code, return )
 
-#define T_NULL(p) T__CMP((p) == NULL, ==, 1, return)
-#define T_NOTNULL(p) T__CMP((p) != NULL, ==, 1, return)
+#define T_NULL(p)    T__CMP((p) == NULL, ==, 1, return )
+#define T_NOTNULL(p) T__CMP((p) != NULL, ==, 1, return )
 
-#define T_STREQ(a, b)                                                        \
-    do {                                                                     \
-        const char *t_sa_ = (a), *t_sb_ = (b);                               \
-        if (!t_sa_ || !t_sb_ || strcmp(t_sa_, t_sb_) != 0) {                 \
-            t__fail(__FILE__, __LINE__, "%s == %s: \"%s\" vs \"%s\"", #a,    \
-                    #b, t_sa_ ? t_sa_ : "(null)", t_sb_ ? t_sb_ : "(null)"); \
-            return;                                                          \
-        }                                                                    \
+#define T_STREQ(a, b)                                                          \
+    do {                                                                       \
+        const char *t_sa_ = (a), *t_sb_ = (b);                                 \
+        if (!t_sa_ || !t_sb_ || strcmp(t_sa_, t_sb_) != 0) {                   \
+            t__fail(__FILE__, __LINE__, "%s == %s: \"%s\" vs \"%s\"", #a, #b,  \
+                    t_sa_ ? t_sa_ : "(null)", t_sb_ ? t_sb_ : "(null)");       \
+            return;                                                            \
+        }                                                                      \
     } while (0)
 
 /* For threads of a test: record the failure, do not return. */
-#define T_EXPECT(x) T__CMP(!!(x), ==, 1, (void)0)
-#define T_EXPECT_EQ(a, b) T__CMP(a, ==, b, (void)0)
+#define T_EXPECT(x)            T__CMP(!!(x), ==, 1, (void)0)
+#define T_EXPECT_EQ(a, b)      T__CMP(a, ==, b, (void)0)
 #define T_EXPECT_ERR(rc, code) T__ERRCMP(rc, code, (void)0)
 
 /* ------------------------------------------------------------ helpers */
@@ -305,10 +304,9 @@ int main(int argc, char **argv)
             t_sleep_ns(10000000LL);
         }
         if (threads > t__thread_baseline + st.internal_threads) {
-            fprintf(stderr,
-                    "t.h: %d threads at exit, %d before + %lld internal\n",
-                    threads, t__thread_baseline,
-                    (long long)st.internal_threads);
+            fprintf(
+                stderr, "t.h: %d threads at exit, %d before + %lld internal\n",
+                threads, t__thread_baseline, (long long)st.internal_threads);
             leaks++;
         }
     }

@@ -245,8 +245,7 @@ T_CASE(bad_input)
     T_ERR(ctx_after_func(NULL, (void (*)(void *))free, NULL, &a), EINVAL);
     T_NULL(a);
     T_ERR(ctx_after_func(ctx_background(), NULL, NULL, &a), EINVAL);
-    T_ERR(ctx_after_func(ctx_background(), (void (*)(void *))free, NULL,
-                         NULL),
+    T_ERR(ctx_after_func(ctx_background(), (void (*)(void *))free, NULL, NULL),
           EINVAL);
     T_FALSE(ctx_after_stop(NULL));
     ctx_cancel(NULL);
@@ -910,8 +909,8 @@ T_CASE(after_stop_from_inside_fn)
     T_OK(ctx_after_func(c, record, &r, &s.later));
     ctx_cancel(c);
     T_EQ(s.ran, 1);
-    T_FALSE(s.stop_self);  /* fn is running */
-    T_TRUE(s.stop_later);  /* queued behind it: kept from running */
+    T_FALSE(s.stop_self); /* fn is running */
+    T_TRUE(s.stop_later); /* queued behind it: kept from running */
     T_EQ(atomic_load(&r.runs), 0);
     ctx_release(c);
 }

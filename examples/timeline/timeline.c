@@ -89,10 +89,10 @@ static void audit(ctx_t *req)
     if (ctx_without_cancel(req, &detached) != 0)
         return;
     if (ctx_with_timeout(detached, 50 * CTX_MILLISECOND, &bounded) == 0) {
-        say(bounded, "audit", ctx_done(bounded)
-                                  ? "cannot run"
-                                  : "writes the log line (request values "
-                                    "kept, cancellation not)");
+        say(bounded, "audit",
+            ctx_done(bounded) ? "cannot run"
+                              : "writes the log line (request values "
+                                "kept, cancellation not)");
         ctx_release(bounded);
     }
     ctx_release(detached);
@@ -122,8 +122,8 @@ static void request(const char *id, ctx_time_t deadline_in,
     ctx_after_func(req, on_request_done, req, &done);
 
     steps[0] = (struct step){"db", req, 0, 60 * CTX_MILLISECOND};
-    steps[1] = (struct step){"cache", req, 30 * CTX_MILLISECOND,
-                             80 * CTX_MILLISECOND};
+    steps[1] =
+        (struct step){"cache", req, 30 * CTX_MILLISECOND, 80 * CTX_MILLISECOND};
     steps[2] = (struct step){"render", req, 0, 10 * CTX_SECOND};
     for (int i = 0; i < 3; i++)
         pthread_create(&th[i], NULL, run_step, &steps[i]);

@@ -27,12 +27,12 @@ extern "C" {
  */
 typedef int64_t ctx_time_t;
 
-#define CTX_NANOSECOND ((ctx_time_t)1)
+#define CTX_NANOSECOND  ((ctx_time_t)1)
 #define CTX_MICROSECOND ((ctx_time_t)1000)
 #define CTX_MILLISECOND ((ctx_time_t)1000000)
-#define CTX_SECOND ((ctx_time_t)1000000000)
-#define CTX_MINUTE ((ctx_time_t)60 * CTX_SECOND)
-#define CTX_HOUR ((ctx_time_t)60 * CTX_MINUTE)
+#define CTX_SECOND      ((ctx_time_t)1000000000)
+#define CTX_MINUTE      ((ctx_time_t)60 * CTX_SECOND)
+#define CTX_HOUR        ((ctx_time_t)60 * CTX_MINUTE)
 
 /* The deadline of a context that has none; also "wait without a limit". */
 #define CTX_NO_DEADLINE INT64_MAX

@@ -26,6 +26,8 @@
 
 #include <ctx/base.h>
 
+#include <errno.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -88,8 +90,7 @@ CTX_API int ctx_with_cancel(ctx_t *parent, ctx_t **out);
  * thread could not be started. On error *out is NULL and nothing changed.
  * Go: context.WithDeadline.
  */
-CTX_API int ctx_with_deadline(ctx_t *parent, ctx_time_t deadline,
-                              ctx_t **out);
+CTX_API int ctx_with_deadline(ctx_t *parent, ctx_time_t deadline, ctx_t **out);
 
 /*
  * ctx_with_timeout - ctx_with_deadline(parent, ctx_now() + timeout, out),
@@ -324,6 +325,33 @@ CTX_API int ctx_after_func(ctx_t *c, void (*fn)(void *), void *arg,
  * Go: the stop function returned by context.AfterFunc.
  */
 CTX_API bool ctx_after_stop(ctx_after_t *a);
+
+/*
+ * The poll, inline. The first 32-bit word of every context is its state
+ * word, whose low 8 bits hold the error (0, ECANCELED or ETIMEDOUT), so
+ * ctx_err and ctx_done compile to one acquire load (a plain load on x86)
+ * and a mask, with no call. The functions above still exist (their
+ * address can be taken; `(ctx_err)(c)` calls them). Define
+ * CTX_NO_INLINE_POLL before including to use the calls only.
+ */
+#ifndef CTX_NO_INLINE_POLL
+struct ctx__head {
+    uint32_t state; /* layout shared with the library; not API */
+};
+
+static inline int ctx__err_inline(const ctx_t *c)
+{
+    if (!c)
+        return EINVAL;
+    return (int)(__atomic_load_n(
+                     &((const struct ctx__head *)(const void *)c)->state,
+                     __ATOMIC_ACQUIRE) &
+                 0xffu);
+}
+
+#define ctx_err(c)  ctx__err_inline(c)
+#define ctx_done(c) (ctx__err_inline(c) != 0)
+#endif
 
 #ifdef __cplusplus
 }

@@ -65,8 +65,7 @@ void ctx__after_run(struct ctx_link *l)
     }
 }
 
-int ctx_after_func(ctx_t *c, void (*fn)(void *), void *arg,
-                   ctx_after_t **out)
+int ctx_after_func(ctx_t *c, void (*fn)(void *), void *arg, ctx_after_t **out)
 {
     struct ctx_after *a;
     uint32_t s;
@@ -134,14 +133,12 @@ bool ctx_after_stop(ctx_after_t *a)
         }
         if (atomic_load_explicit(&a->runner, memory_order_relaxed) ==
             ctx__self()) {
-            if (atomic_compare_exchange_weak(&a->state, &st,
-                                             st | AF_STOPPED))
+            if (atomic_compare_exchange_weak(&a->state, &st, st | AF_STOPPED))
                 return (st & AF_MASK) == AF_QUEUED;
             continue;
         }
         if (!(st & AF_WAITED)) {
-            if (!atomic_compare_exchange_weak(&a->state, &st,
-                                              st | AF_WAITED))
+            if (!atomic_compare_exchange_weak(&a->state, &st, st | AF_WAITED))
                 continue;
             st |= AF_WAITED;
         }

@@ -103,7 +103,6 @@ char *ctx__strdup(const char *s)
 
 void ctx__assert_fail(const char *expr, const char *file, int line)
 {
-    fprintf(stderr, "libctx: assertion failed: %s (%s:%d)\n", expr, file,
-            line);
+    fprintf(stderr, "libctx: assertion failed: %s (%s:%d)\n", expr, file, line);
     abort();
 }

@@ -145,14 +145,13 @@ static uint32_t take(struct ctx *x, struct cancel *cv, struct work *w,
     x->children = NULL;
     while (l) {
         struct ctx_link *next = l->next;
-        unsigned k = link_kind(
-            atomic_load_explicit(&l->pprev, memory_order_relaxed));
+        unsigned k =
+            link_kind(atomic_load_explicit(&l->pprev, memory_order_relaxed));
         if (k == LK_AFTER) {
             struct ctx_after *a = (struct ctx_after *)(void *)l;
             atomic_store_explicit(&a->runner, ctx__self(),
                                   memory_order_relaxed);
-            atomic_store_explicit(&a->state, AF_QUEUED,
-                                  memory_order_relaxed);
+            atomic_store_explicit(&a->state, AF_QUEUED, memory_order_relaxed);
             /* The list is newest first: pushing reverses it. */
             l->next = afters;
             afters = l;
@@ -181,10 +180,10 @@ static void notify(struct ctx *x, uint32_t s)
     if (s & S_WAITERS)
         ctx__futex_wake_all(&x->state);
     if (s & S_EXT)
-        ctx__ext_signal((struct ctx_ext *)(atomic_load_explicit(
-                                               &x->cause,
-                                               memory_order_acquire) &
-                                           ~(uintptr_t)1));
+        ctx__ext_signal(
+            (struct ctx_ext *)(atomic_load_explicit(&x->cause,
+                                                    memory_order_acquire) &
+                               ~(uintptr_t)1));
     if (s & K_TIMED)
         ctx__timer_disarm(ctx__container_of(x, struct ctx_timed, c));
 }
@@ -200,8 +199,7 @@ int ctx__cancel(struct ctx *c, int err, int code, struct ctx_text *why)
     w.tail = &w.head;
     rq.tail = &rq.head;
     if (why)
-        atomic_fetch_add_explicit(&why->refs, TEXT_BIAS,
-                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&why->refs, TEXT_BIAS, memory_order_relaxed);
     if ((s = take(c, &cv, &w, &rq)) != 0) {
         struct ctx_link *l;
         unsigned k;
@@ -216,8 +214,8 @@ int ctx__cancel(struct ctx *c, int err, int code, struct ctx_text *why)
     }
     if (why) {
         uint64_t drop = TEXT_BIAS + 1 - cv.used;
-        if (atomic_fetch_sub_explicit(&why->refs, drop,
-                                      memory_order_acq_rel) == drop)
+        if (atomic_fetch_sub_explicit(&why->refs, drop, memory_order_acq_rel) ==
+            drop)
             ctx__free(why);
     }
     ctx__after_run(rq.head);

@@ -108,8 +108,8 @@ static void attach(struct ctx *c, struct ctx *p)
         return;
     ps = node_lock(p);
     if (ps & S_ERR_MASK) {
-        struct ctx_text *t = cause_text(
-            atomic_load_explicit(&p->cause, memory_order_relaxed));
+        struct ctx_text *t =
+            cause_text(atomic_load_explicit(&p->cause, memory_order_relaxed));
         int code = p->code;
         if (t)
             atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
@@ -324,6 +324,17 @@ int ctx_merge(ctx_t *const *parents, size_t n, ctx_t **out)
 
 /* ------------------------------------------------------------ reading */
 
+/* The header maps these to inline loads; here are the real functions. */
+#undef ctx_err
+#undef ctx_done
+_Static_assert(offsetof(struct ctx, state) == 0 && sizeof(uint32_t) == 4,
+               "ctx.h's inline poll reads the state word at offset 0");
+_Static_assert(S_ERR_MASK == 0xffu, "ctx.h's inline poll masks 0xff");
+/* Sizes that keep a live child in one 64-byte malloc chunk (96 with a
+ * deadline): glibc rounds a request of n bytes up to n + 8, in 16s. */
+_Static_assert(sizeof(struct ctx) <= 56, "a child must fit 64 B");
+_Static_assert(sizeof(struct ctx_timed) <= 88, "a deadline must fit 96 B");
+
 int ctx_err(const ctx_t *c)
 {
     if (!c)
@@ -346,8 +357,8 @@ int ctx_cause(const ctx_t *c, const char **why)
         return EINVAL;
     if (!(state_of(c) & S_ERR_MASK))
         return 0;
-    t = cause_text(atomic_load_explicit(&((struct ctx *)c)->cause,
-                                        memory_order_acquire));
+    t = cause_text(
+        atomic_load_explicit(&((struct ctx *)c)->cause, memory_order_acquire));
     if (why && t)
         *why = t->s;
     return c->code;

@@ -45,26 +45,26 @@
 /* ------------------------------------------------------------ state word */
 
 #define S_ERR_MASK 0xffu
-#define S_LOCK (1u << 8)
-#define S_WAITERS (1u << 9) /* a thread is (about to be) parked on state */
-#define S_EXT (1u << 10)    /* `cause` points to a struct ctx_ext */
+#define S_LOCK     (1u << 8)
+#define S_WAITERS  (1u << 9)  /* a thread is (about to be) parked on state */
+#define S_EXT      (1u << 10) /* `cause` points to a struct ctx_ext */
 
 /* Kind bits: set at creation, never changed. */
-#define K_STATIC (1u << 16)   /* background, todo: not reference-counted */
+#define K_STATIC   (1u << 16) /* background, todo: not reference-counted */
 #define K_NOCANCEL (1u << 17) /* never done: statics and without_cancel */
-#define K_TIMED (1u << 18)    /* struct ctx_timed: owns a timer */
-#define K_VALUE (1u << 19)    /* struct ctx_valued */
-#define K_MERGE (1u << 20)    /* struct ctx_merged: no primary parent */
+#define K_TIMED    (1u << 18) /* struct ctx_timed: owns a timer */
+#define K_VALUE    (1u << 19) /* struct ctx_valued */
+#define K_MERGE    (1u << 20) /* struct ctx_merged: no primary parent */
 
 /* Link kinds, tagged in the low bits of pprev. */
 #define LK_CHILD 0u
 #define LK_MERGE 1u
 #define LK_AFTER 2u
-#define LK_MASK 3u
+#define LK_MASK  3u
 
 struct ctx_link {
-    struct ctx_link *next;  /* guarded by the parent's lock; once detached,
-                               reused as the link of a work list */
+    struct ctx_link *next;   /* guarded by the parent's lock; once detached,
+                                reused as the link of a work list */
     _Atomic uintptr_t pprev; /* (struct ctx_link **) | kind, 0 = detached.
                                 Written under the parent's lock (release);
                                 release() peeks at it without (acquire). */
@@ -83,15 +83,15 @@ struct ctx_ext {
 };
 
 struct ctx {
-    _Atomic uint32_t state;     /* see above */
-    _Atomic uint32_t refs;      /* ignored for K_STATIC */
-    struct ctx *parent;         /* immutable; NULL for statics and merges */
-    struct ctx_link link;       /* in parent->children (LK_CHILD) */
-    struct ctx_link *children;  /* guarded by the lock; once refs == 0, the
-                                   link of the free list */
-    _Atomic uintptr_t cause;    /* struct ctx_text *, or ctx_ext * | 1 when
-                                   S_EXT; set before S_ERR is published */
-    int code;                   /* cause code; set before S_ERR is published */
+    _Atomic uint32_t state;    /* see above */
+    _Atomic uint32_t refs;     /* ignored for K_STATIC */
+    struct ctx *parent;        /* immutable; NULL for statics and merges */
+    struct ctx_link link;      /* in parent->children (LK_CHILD) */
+    struct ctx_link *children; /* guarded by the lock; once refs == 0, the
+                                  link of the free list */
+    _Atomic uintptr_t cause;   /* struct ctx_text *, or ctx_ext * | 1 when
+                                  S_EXT; set before S_ERR is published */
+    int code;                  /* cause code; set before S_ERR is published */
 };
 
 struct ctx_timed {
@@ -126,14 +126,14 @@ struct ctx_merged {
 };
 
 /* ctx_after states; AF_STOPPED may be or-ed into QUEUED and RUNNING. */
-#define AF_LINKED 1u  /* in c->children, cancel not seen */
-#define AF_NEVER 2u   /* c can never be done: not linked */
-#define AF_QUEUED 3u  /* detached by a canceller, will run */
+#define AF_LINKED  1u /* in c->children, cancel not seen */
+#define AF_NEVER   2u /* c can never be done: not linked */
+#define AF_QUEUED  3u /* detached by a canceller, will run */
 #define AF_RUNNING 4u /* fn is running on `runner` */
-#define AF_DONE 5u    /* fn returned; nothing touches it but its owner */
-#define AF_MASK 7u
-#define AF_STOPPED 8u /* ctx_after_stop was called on the runner thread */
-#define AF_WAITED 16u /* a thread waits for AF_DONE on the futex */
+#define AF_DONE    5u /* fn returned; nothing touches it but its owner */
+#define AF_MASK    7u
+#define AF_STOPPED 8u  /* ctx_after_stop was called on the runner thread */
+#define AF_WAITED  16u /* a thread waits for AF_DONE on the futex */
 
 struct ctx_after {
     struct ctx_link link; /* in c->children (LK_AFTER); then in a run list */
@@ -193,12 +193,11 @@ static inline void link_push(struct ctx *p, struct ctx_link *l, unsigned k)
     struct ctx_link *h = p->children;
     l->next = h;
     if (h)
-        atomic_store_explicit(
-            &h->pprev,
-            (uintptr_t)&l->next |
-                link_kind(atomic_load_explicit(&h->pprev,
-                                               memory_order_relaxed)),
-            memory_order_relaxed);
+        atomic_store_explicit(&h->pprev,
+                              (uintptr_t)&l->next |
+                                  link_kind(atomic_load_explicit(
+                                      &h->pprev, memory_order_relaxed)),
+                              memory_order_relaxed);
     atomic_store_explicit(&l->pprev, (uintptr_t)&p->children | k,
                           memory_order_release);
     p->children = l;
@@ -212,12 +211,11 @@ static inline void link_remove(struct ctx_link *l)
     struct ctx_link *next = l->next;
     *prev = next;
     if (next)
-        atomic_store_explicit(
-            &next->pprev,
-            (uintptr_t)prev |
-                link_kind(atomic_load_explicit(&next->pprev,
-                                               memory_order_relaxed)),
-            memory_order_relaxed);
+        atomic_store_explicit(&next->pprev,
+                              (uintptr_t)prev |
+                                  link_kind(atomic_load_explicit(
+                                      &next->pprev, memory_order_relaxed)),
+                              memory_order_relaxed);
     atomic_store_explicit(&l->pprev, 0, memory_order_release);
 }
 

@@ -105,8 +105,9 @@ static int64_t live_contexts(int64_t by_kind[CTX__KINDS])
 {
     int64_t total = 0;
     for (int i = 0; i < CTX__KINDS; i++) {
-        by_kind[i] = ctx__counter_sum((enum ctx__counter)(CTX__C_NEW_PLAIN + i)) -
-                     ctx__counter_sum((enum ctx__counter)(CTX__C_FREE_PLAIN + i));
+        by_kind[i] =
+            ctx__counter_sum((enum ctx__counter)(CTX__C_NEW_PLAIN + i)) -
+            ctx__counter_sum((enum ctx__counter)(CTX__C_FREE_PLAIN + i));
         total += by_kind[i];
     }
     return total;
@@ -122,8 +123,8 @@ int ctx_stats(ctx_stats_t *out)
         return EINVAL;
     out->contexts = live_contexts(kinds);
     out->timers = ctx__timer_count();
-    out->tasks = ctx__counter_sum(CTX__C_TASK_NEW) -
-                 ctx__counter_sum(CTX__C_TASK_END);
+    out->tasks =
+        ctx__counter_sum(CTX__C_TASK_NEW) - ctx__counter_sum(CTX__C_TASK_END);
     out->pool_threads = atomic_load(&ctx__pool_threads);
     out->idle_threads = atomic_load(&ctx__idle_threads);
     out->internal_threads = atomic_load(&ctx__internal_threads);
@@ -136,8 +137,8 @@ int ctx_stats(ctx_stats_t *out)
 
 static int64_t leftover(int64_t kinds[CTX__KINDS], int64_t *tasks)
 {
-    *tasks = ctx__counter_sum(CTX__C_TASK_NEW) -
-             ctx__counter_sum(CTX__C_TASK_END);
+    *tasks =
+        ctx__counter_sum(CTX__C_TASK_NEW) - ctx__counter_sum(CTX__C_TASK_END);
     return live_contexts(kinds) + *tasks;
 }
 
@@ -157,14 +158,14 @@ int ctx_leak_check(ctx_time_t grace)
         if (now >= end)
             break;
         ctx_time_t d = end - now < pause ? end - now : pause;
-        struct timespec ts = {(time_t)(d / CTX_SECOND),
-                              (long)(d % CTX_SECOND)};
+        struct timespec ts = {(time_t)(d / CTX_SECOND), (long)(d % CTX_SECOND)};
         nanosleep(&ts, NULL);
         if (pause < 100 * CTX_MILLISECOND)
             pause *= 2;
     }
-    fprintf(stderr, "libctx: leak check: %lld left after %lld ms:",
-            (long long)left, (long long)(grace / CTX_MILLISECOND));
+    fprintf(stderr,
+            "libctx: leak check: %lld left after %lld ms:", (long long)left,
+            (long long)(grace / CTX_MILLISECOND));
     for (int i = 0; i < CTX__KINDS; i++)
         if (kinds[i])
             fprintf(stderr, " %lld %s context(s);", (long long)kinds[i],
@@ -185,8 +186,7 @@ void ctx__count_kind(uint32_t kind_bits, int64_t d)
         i = 3;
     else if (kind_bits & K_MERGE)
         i = 4;
-    ctx__count((enum ctx__counter)((d > 0 ? CTX__C_NEW_PLAIN
-                                          : CTX__C_FREE_PLAIN) +
-                                   i),
-               d > 0 ? d : -d);
+    ctx__count(
+        (enum ctx__counter)((d > 0 ? CTX__C_NEW_PLAIN : CTX__C_FREE_PLAIN) + i),
+        d > 0 ? d : -d);
 }

@@ -7,9 +7,9 @@
  *
  * The heap holds struct ctx_timed pointers ordered by (when, seq); each
  * node records its slot, so arm and disarm are O(log n) and a released or
- * cancelled context is removed at once. `timer_lock` is a spin lock (ctx__spin):
- * every critical section is a heap operation, and a mutex would cost the
- * with_timeout + cancel pair twice as much.
+ * cancelled context is removed at once. `timer_lock` is a spin lock
+ * (ctx__spin): every critical section is a heap operation, and a mutex would
+ * cost the with_timeout + cancel pair twice as much.
  *
  * The thread is started on the first arm (its failure is that arm's
  * error, EAGAIN), with all signals blocked, and sleeps with
@@ -172,7 +172,7 @@ static void *timer_main(void *arg)
             continue;
         }
         until = (ctx__load_relaxed(&virt) || !T.n) ? CTX_NO_DEADLINE
-                                                    : T.heap[0]->when;
+                                                   : T.heap[0]->when;
         T.sleep_until = until;
         w = atomic_load(&T.wake);
         ctx__spin_unlock(&timer_lock);
@@ -215,8 +215,7 @@ static int start_thread(void)
     ctx__lock(&start_mu);
     if (!atomic_load(&T.running)) {
         if (!atfork_done &&
-            pthread_atfork(atfork_prepare, atfork_parent, atfork_child) ==
-                0)
+            pthread_atfork(atfork_prepare, atfork_parent, atfork_child) == 0)
             atfork_done = 1;
         rc = ctx__thread_start(&tid, timer_main, NULL);
         if (rc == 0)
