@@ -163,9 +163,11 @@ static inline void ctx__spin_unlock(ctx__spin_t *l) CTX_RELEASE(l) CTX_NO_TSA
  * instruction (the mask is inherited, so there is no window in which a
  * process signal could land on it). Counted in ctx_stats.internal_threads
  * until it calls ctx__thread_exiting(). Returns 0 or EAGAIN (also when
- * CTX__FAULT_THREAD_CREATE fires).
+ * CTX__FAULT_THREAD_CREATE fires). The thread names itself first with
+ * ctx__thread_name (at most 15 bytes; ps, top, gdb and /proc show it).
  */
 int ctx__thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
+void ctx__thread_name(const char *name);
 void ctx__thread_exiting(void);
 
 /* A value identifying the calling thread, cheaper than pthread_self(). */
@@ -201,7 +203,28 @@ enum ctx__counter {
 
 #define CTX__KINDS 5
 
-void ctx__count(enum ctx__counter k, int64_t d);
+struct ctx__tcounters {
+    atomic_llong v[CTX__C_COUNT]; /* written by the owner thread only */
+    struct ctx__tcounters *next;  /* registry; guarded by its mutex */
+    struct ctx__tcounters **pprev;
+    int registered; /* owner only: 0 not yet, 1 yes, -1 fall back */
+};
+
+extern _Thread_local struct ctx__tcounters ctx__tc
+    __attribute__((tls_model("initial-exec")));
+
+void ctx__count_slow(enum ctx__counter k, int64_t d);
+
+/* Add d to this thread's counter k: a load and a store, no RMW. */
+static inline void ctx__count(enum ctx__counter k, int64_t d)
+{
+    struct ctx__tcounters *t = &ctx__tc;
+    if (CTX_LIKELY(t->registered > 0))
+        ctx__store_relaxed(&t->v[k], ctx__load_relaxed(&t->v[k]) + d);
+    else
+        ctx__count_slow(k, d);
+}
+
 int64_t ctx__counter_sum(enum ctx__counter k);
 
 /* Gauges kept by other modules, read by ctx_stats. */
@@ -210,10 +233,92 @@ extern atomic_llong ctx__pool_threads;
 extern atomic_llong ctx__idle_threads;
 int64_t ctx__timer_count(void);
 
+/* ------------------------------------------------------------ waiting */
+
+/*
+ * A link in a context's child list (layout owned by the core; defined
+ * here only so that a wait registration can be embedded on a stack).
+ */
+struct ctx__link {
+    struct ctx__link *next;  /* guarded by the parent's lock; once detached,
+                                reused as the link of a work list */
+    _Atomic uintptr_t pprev; /* (struct ctx__link **) | kind, 0 = detached.
+                                Written under the parent's lock (release);
+                                release() peeks at it without (acquire). */
+};
+
+/*
+ * A blocked primitive's registration on a context (semaphore, channel,
+ * group limit...): when the context is done, the core sets `bit` in *word
+ * and wakes the futex at `word`. It lives on the waiter's stack and costs
+ * no allocation.
+ *
+ *     struct ctx__waitrec w = {.word = &me.state, .bit = CANCELLED};
+ *     if (ctx__wait_register(c, &w) != 0)   // already done
+ *         return ctx_err(c);
+ *     ... park on me.state until granted or CANCELLED ...
+ *     ctx__wait_unregister(c, &w);          // the core lets go of w
+ */
+struct ctx__waitrec {
+    struct ctx__link link; /* the core's */
+    _Atomic uint32_t *word;
+    uint32_t bit;
+};
+
+/*
+ * Register w on c. Returns 0, or c's error if c is already done (then w is
+ * not registered and unregister must not be called). A context that can
+ * never be done registers nothing and returns 0.
+ */
+int ctx__wait_register(ctx_t *c, struct ctx__waitrec *w);
+
+/* Undo a registration; after it returns the core no longer touches w. */
+void ctx__wait_unregister(ctx_t *c, struct ctx__waitrec *w);
+
+/* Futex wait/wake on a 32-bit word (absolute CLOCK_MONOTONIC `until`, or
+ * CTX_NO_DEADLINE). Returns 0, ETIMEDOUT, EAGAIN or EINTR; keeps errno. */
+int ctx__futex_wait(_Atomic uint32_t *word, uint32_t val, ctx_time_t until);
+void ctx__futex_wake(_Atomic uint32_t *word, int n);
+void ctx__futex_wake_all(_Atomic uint32_t *word);
+
+/*
+ * What the calling thread is blocked on, for ctx_dump: the pool points
+ * ctx__note at its worker's record; blocking primitives of every layer
+ * note what they wait for (a static string and the object) and clear it.
+ */
+struct ctx__wait_note {
+    _Atomic(const char *) what;
+    _Atomic(const void *) obj;
+};
+
+extern _Thread_local struct ctx__wait_note *ctx__note;
+
+static inline void ctx__note_wait(const char *what, const void *obj)
+{
+    struct ctx__wait_note *n = ctx__note;
+    if (n) {
+        atomic_store_explicit(&n->obj, obj, memory_order_relaxed);
+        atomic_store_explicit(&n->what, what, memory_order_relaxed);
+    }
+}
+
+static inline void ctx__note_done(void)
+{
+    struct ctx__wait_note *n = ctx__note;
+    if (n)
+        atomic_store_explicit(&n->what, NULL, memory_order_relaxed);
+}
+
+/* Write the pool's tasks to fd, one line each (src/sync, for ctx_dump). */
+void ctx__pool_dump(int fd);
+
 /* ------------------------------------------------------------ time */
 
 /* Real CLOCK_MONOTONIC, whatever the test clock says. */
 ctx_time_t ctx__real_now(void);
+
+/* CLOCK_MONOTONIC_COARSE: a few ns, a few ms of resolution (dump ages). */
+ctx_time_t ctx__coarse_now(void);
 
 /* a + b, saturating at CTX_NO_DEADLINE and at INT64_MIN. */
 static inline ctx_time_t ctx__time_add(ctx_time_t a, ctx_time_t b)

@@ -19,7 +19,8 @@
  * T_* assertions end the case on failure (they `return`); in a thread of
  * the test use T_EXPECT, which records the failure and goes on.
  * Environment: CTX_TEST_SCALE (a factor for iteration counts, lowered
- * under sanitizers), CTX_TEST_CASE_TIMEOUT (seconds, default 120).
+ * under sanitizers), CTX_TEST_SANITIZER (address, thread or empty),
+ * CTX_TEST_CASE_TIMEOUT (seconds, default 120).
  */
 #ifndef CTX_TEST_T_H
 #define CTX_TEST_T_H
@@ -137,6 +138,15 @@ t__fail(const char *file, int line, const char *fmt, ...)
 
 /* ------------------------------------------------------------ helpers */
 
+/* T_TSAN: built with ThreadSanitizer (which cannot follow fork()). */
+#if defined(__SANITIZE_THREAD__)
+#define T_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define T_TSAN 1
+#endif
+#endif
+
 static inline long long t_now_ns(void)
 {
     struct timespec ts;
@@ -150,6 +160,19 @@ static inline void t_sleep_ns(long long ns)
                           (long)(ns % 1000000000LL)};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+}
+
+/* True once the current case has recorded a failure (to stop loops). */
+static inline int t_failed(void)
+{
+    return atomic_load(&t__failures) != 0;
+}
+
+/* The sanitizer of this build: "address", "thread" or "" (none). */
+static inline const char *t_sanitizer(void)
+{
+    const char *s = getenv("CTX_TEST_SANITIZER");
+    return s ? s : "";
 }
 
 /* Iteration count n scaled by CTX_TEST_SCALE (at least 1). */

@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 
 static int readable(int fd)
 {
@@ -409,6 +410,59 @@ T_CASE(real_timer_fires)
     T_ERR(ctx_err(c), ETIMEDOUT);
     T_GE(ctx_now(), d);                        /* never early */
     T_LT(t_now_ns() - t0, 5000LL * 1000000LL); /* generous bound */
+    ctx_release(c);
+}
+
+/* The mask of the thread whose comm is `name`, from /proc; 0 if none. */
+static unsigned long long sigblk_of(const char *name)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    unsigned long long mask = 0;
+    while (d && (e = readdir(d)) != NULL) {
+        char path[300], comm[64] = "", line[256];
+        FILE *f;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        if (!(f = fopen(path, "r")))
+            continue;
+        if (!fgets(comm, sizeof comm, f))
+            comm[0] = 0;
+        fclose(f);
+        comm[strcspn(comm, "\n")] = 0;
+        if (strcmp(comm, name) != 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        if (!(f = fopen(path, "r")))
+            continue;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "SigBlk: %llx", &mask) == 1)
+                break;
+        fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return mask;
+}
+
+T_CASE(timer_thread_blocks_all_signals)
+{
+    ctx_t *c;
+    unsigned long long m;
+    T_OK(ctx_with_timeout(ctx_background(), CTX_HOUR, &c));
+    /* The thread names itself as it starts: give it a moment. */
+    for (int i = 0; i < 1000 && !(m = sigblk_of("ctx-timer")); i++)
+        t_sleep_ns(1000000);
+    T_NE(m, 0);
+    for (int sig = 1; sig < 32; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        if (!(m & (1ULL << (sig - 1)))) {
+            ctx_release(c);
+            T_EQ(sig, 0); /* a signal the timer thread does not block */
+        }
+    }
     ctx_release(c);
 }
 
@@ -957,9 +1011,16 @@ T_CASE(after_stop_waits_for_running_fn)
 
 /* ------------------------------------------------------------ size */
 
+/* A million, also under ASan (the stack must not grow); fewer under TSan,
+ * whose shadow memory makes it slow. */
+static long a_million(void)
+{
+    return strcmp(t_sanitizer(), "thread") == 0 ? t_scale(1000000) : 1000000;
+}
+
 T_CASE(chain_of_a_million)
 {
-    long n = t_scale(1000000);
+    long n = a_million();
     ctx_t *root, *c, *leaf;
     T_OK(ctx_with_cancel(ctx_background(), &root));
     c = root;
@@ -982,7 +1043,7 @@ T_CASE(chain_of_a_million)
 
 T_CASE(fanout_of_a_million)
 {
-    long n = t_scale(1000000);
+    long n = a_million();
     ctx_t *root, **kids = malloc((size_t)n * sizeof *kids);
     T_NOTNULL(kids);
     T_OK(ctx_with_cancel(ctx_background(), &root));

@@ -56,10 +56,10 @@ static void run_one(struct ctx_after *a)
         ctx__futex_wake_all(&a->state);
 }
 
-void ctx__after_run(struct ctx_link *l)
+void ctx__after_run(struct ctx__link *l)
 {
     while (l) {
-        struct ctx_link *next = l->next; /* read before fn may free it */
+        struct ctx__link *next = l->next; /* read before fn may free it */
         run_one((struct ctx_after *)(void *)l);
         l = next;
     }

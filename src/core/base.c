@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #ifndef CTX_VERSION_STRING
@@ -26,6 +27,15 @@ ctx_time_t ctx__real_now(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (ctx_time_t)ts.tv_sec * CTX_SECOND + ts.tv_nsec;
 }
+
+ctx_time_t ctx__coarse_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (ctx_time_t)ts.tv_sec * CTX_SECOND + ts.tv_nsec;
+}
+
+_Thread_local struct ctx__wait_note *ctx__note;
 
 /* ------------------------------------------------------------ errnames */
 
@@ -210,6 +220,11 @@ int ctx__thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     pthread_attr_destroy(&attr);
     return rc == 0 ? 0 : EAGAIN;
+}
+
+void ctx__thread_name(const char *name)
+{
+    prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
 }
 
 void ctx__thread_exiting(void)

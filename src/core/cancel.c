@@ -5,28 +5,44 @@
  *
  * DESIGN
  *
- * One cancellation visits the subtree in breadth-first order with an
- * explicit FIFO of links, threaded through the `next` field of each link
- * it has detached, so it needs no memory and no stack beyond a constant.
+ * A depth-first walk with an explicit stack, in which each context stays
+ * locked from the moment it is marked done until its whole subtree is. As
+ * in Go, where cancel holds the parent's mutex while it cancels the
+ * children, anyone else who needs that lock (a second ctx_cancel, a new
+ * child, ctx_fd, a child being freed) waits for the subtree, so "c and all
+ * of its descendants are done before ctx_cancel returns" holds for every
+ * caller, not only the first.
  *
- * Visiting a node X: take X's lock; if X is done already, stop (whoever
- * made it done handled its subtree). Otherwise write the code and cause,
- * take X's whole child list, and for each link:
- *  - an after-function registration is marked QUEUED and set aside, to run
- *    once the whole tree is marked;
- *  - a child that is a leaf (no children, no waiters, no eventfd, no
- *    timer) is marked done right there, under X's lock then its own (the
- *    parent-before-child order): no reference taken, nothing queued. This
- *    is the common case of a wide fan-out, and costs one CAS per child;
- *  - any other child is queued with a reference taken (tryget), so it
- *    stays valid after X's lock is dropped. A child whose count already
- *    reached 0 is being freed: it waits for X's lock to unlink itself, so
- *    it is simply detached and skipped.
- * Each detached link gets pprev = 0 (release) after the last access to
- * its owner, which is what lets a dying child skip X's lock (ctx.c).
- * Then X is unlocked with the error stored: that release store publishes
- * code and cause. After the unlock, with no lock held, X's waiters are
- * woken (futex), its eventfd is written, and its timer disarmed.
+ * Opening a node X (locked, not done): write code and cause, publish the
+ * error with a release store that keeps the lock bit (readers of ctx_err
+ * see it at once), wake the threads parked in ctx_wait, write the
+ * eventfd. Then walk X's list once:
+ *  - an after-function registration is marked QUEUED and set aside, to
+ *    run once the whole tree is marked;
+ *  - a wait registration of a blocked primitive gets its bit set in its
+ *    word and is woken (its owner unregisters under X's lock, so the
+ *    record outlives our use of it);
+ *  - a child Y is locked (parent before child); if it has no children it
+ *    is opened and closed at once (the common leaf of a wide fan-out costs
+ *    one CAS), else it is unlocked again and kept in X's list, which then
+ *    holds only the subtrees to descend into, one at a time: a child is
+ *    locked again, opened and walked when the walk descends into it.
+ * Closing a node unlocks it and disarms its timer. Only then does its link
+ * in the parent get pprev = 0 (release): until that store, a thread
+ * freeing the node finds the link in place and waits for the parent's
+ * lock, which we hold, so no reference needs to be taken on the way
+ * down; after it, the node is no longer ours.
+ *
+ * The stack is threaded through the `next` field of the link by which each
+ * node was reached (free once the link is off the parent's list; its kind
+ * tag in pprev still holds, as it is detached only when popped): no
+ * memory, no recursion, whatever the depth.
+ *
+ * Deadlock freedom: node locks are taken parent before child, and a walk
+ * holds only the nodes of one path of the DAG of contexts. Two walks meet only
+ * at a merged context, which the later one waits for; everything the earlier
+ * one will still lock lies below it, where the later one holds nothing. The
+ * timer lock is taken under node locks (disarming), never the other way round.
  *
  * The cause text is shared by every node of the tree. Rather than one
  * atomic increment per node, the canceller adds a large bias first,
@@ -47,48 +63,21 @@ struct cancel {
     uint64_t used; /* references to `why` handed to nodes */
 };
 
-/* FIFO of detached links; each `next` holds the next link | its kind. */
-struct work {
-    struct ctx_link *head;
-    struct ctx_link **tail;
-};
-
 /* FIFO of queued after-function registrations, through link.next. */
 struct runq {
-    struct ctx_link *head;
-    struct ctx_link **tail;
+    struct ctx__link *head;
+    struct ctx__link **tail;
 };
 
-static inline void work_push(struct work *w, struct ctx_link *l, unsigned k)
-{
-    l->next = NULL;
-    *w->tail = (struct ctx_link *)((uintptr_t)l | k);
-    w->tail = &l->next;
-}
-
-static inline struct ctx_link *work_pop(struct work *w, unsigned *k)
-{
-    uintptr_t v = (uintptr_t)w->head;
-    struct ctx_link *l;
-    if (!v)
-        return NULL;
-    l = (struct ctx_link *)(v & ~(uintptr_t)LK_MASK);
-    *k = (unsigned)(v & LK_MASK);
-    w->head = l->next;
-    if (!w->head)
-        w->tail = &w->head;
-    return l;
-}
-
-static inline struct ctx *owner_of(struct ctx_link *l, unsigned k)
+static inline struct ctx *owner_of(struct ctx__link *l, unsigned k)
 {
     if (k == LK_MERGE)
         return ctx__container_of(l, struct ctx_mlink, link)->owner;
     return ctx__container_of(l, struct ctx, link);
 }
 
-/* Write code and cause into x, whose lock is held; s is its word. */
-static inline void mark(struct ctx *x, uint32_t s, struct cancel *cv)
+/* Mark x (locked, word s) done and tell its waiters; x stays locked. */
+static void open_node(struct ctx *x, uint32_t s, struct cancel *cv)
 {
     x->code = cv->code;
     if (cv->why) {
@@ -102,49 +91,48 @@ static inline void mark(struct ctx *x, uint32_t s, struct cancel *cv)
             atomic_store_explicit(&x->cause, (uintptr_t)cv->why,
                                   memory_order_relaxed);
     }
-}
-
-/*
- * Mark the leaf child y done under its parent's lock. Returns 1 if y is
- * done now (by us or earlier), 0 if it needs a full visit.
- */
-static int leaf(struct ctx *y, struct cancel *cv)
-{
-    uint32_t s = node_lock(y);
-    if (s & S_ERR_MASK) {
-        node_unlock(y, s);
-        return 1;
-    }
-    if (y->children || (s & (S_WAITERS | S_EXT | K_TIMED))) {
-        node_unlock(y, s);
-        return 0;
-    }
-    mark(y, s, cv);
-    node_unlock(y, s | (uint32_t)cv->err);
+    atomic_store_explicit(&x->state,
+                          (s & ~S_WAITERS) | S_LOCK | (uint32_t)cv->err,
+                          memory_order_release);
+    if (s & S_WAITERS)
+        ctx__futex_wake_all(&x->state);
+    if (s & S_EXT)
+        ctx__ext_signal(
+            (struct ctx_ext *)(atomic_load_explicit(&x->cause,
+                                                    memory_order_relaxed) &
+                               ~(uintptr_t)1));
     ctx__count(CTX__C_CANCELS, 1);
-    return 1;
+}
+
+/* Unlock x, opened by us and with its list walked, and disarm its timer. */
+static void close_node(struct ctx *x)
+{
+    node_unlock(x, atomic_load_explicit(&x->state, memory_order_relaxed));
+    if (atomic_load_explicit(&x->state, memory_order_relaxed) & K_TIMED)
+        ctx__timer_disarm(ctx__container_of(x, struct ctx_timed, c));
+}
+
+static inline void detach(struct ctx__link *l)
+{
+    atomic_store_explicit(&l->pprev, 0, memory_order_release);
 }
 
 /*
- * Visit x (see DESIGN). Returns x's word as it was when locked, or 0 if x
- * was done already or can never be done.
+ * Walk x's list once, x locked and opened: queue its after-functions (the
+ * list is newest first; they are queued oldest first), wake its wait
+ * registrations, and open and close its leaf children on the spot. What
+ * is left in x->children, chained through `next`, are the children with
+ * children of their own, to descend into one at a time (only the path of
+ * the walk is ever locked); their links stay in place (pprev not 0) until
+ * their subtrees are done.
  */
-static uint32_t take(struct ctx *x, struct cancel *cv, struct work *w,
-                     struct runq *rq)
+static void walk(struct ctx *x, struct cancel *cv, struct runq *rq)
 {
-    struct ctx_link *afters = NULL, *last = NULL;
-    struct ctx_link *l;
-    uint32_t s = node_lock(x);
+    struct ctx__link *l = x->children, *afters = NULL, *last = NULL;
+    struct ctx__link **keep = &x->children;
 
-    if (s & (S_ERR_MASK | K_NOCANCEL)) {
-        node_unlock(x, s);
-        return 0;
-    }
-    mark(x, s, cv);
-    l = x->children;
-    x->children = NULL;
     while (l) {
-        struct ctx_link *next = l->next;
+        struct ctx__link *next = l->next;
         unsigned k =
             link_kind(atomic_load_explicit(&l->pprev, memory_order_relaxed));
         if (k == LK_AFTER) {
@@ -152,64 +140,94 @@ static uint32_t take(struct ctx *x, struct cancel *cv, struct work *w,
             atomic_store_explicit(&a->runner, ctx__self(),
                                   memory_order_relaxed);
             atomic_store_explicit(&a->state, AF_QUEUED, memory_order_relaxed);
-            /* The list is newest first: pushing reverses it. */
+            detach(l);
             l->next = afters;
             afters = l;
             if (!last)
                 last = l;
+        } else if (k == LK_WAIT) {
+            struct ctx__waitrec *wr =
+                ctx__container_of(l, struct ctx__waitrec, link);
+            detach(l);
+            atomic_fetch_or(wr->word, wr->bit);
+            ctx__futex_wake_all(wr->word);
         } else {
             struct ctx *y = owner_of(l, k);
-            if (!leaf(y, cv) && ctx__tryget(y))
-                work_push(w, l, k);
+            uint32_t sy = node_lock(y);
+            if (sy & S_ERR_MASK) { /* done by someone else, wholly */
+                node_unlock(y, sy);
+                detach(l);
+            } else if (!y->children) { /* a leaf: done here */
+                open_node(y, sy, cv);
+                close_node(y);
+                detach(l);
+            } else { /* kept, unlocked, for the descent */
+                node_unlock(y, sy);
+                *keep = l;
+                keep = &l->next;
+            }
         }
-        atomic_store_explicit(&l->pprev, 0, memory_order_release);
         l = next;
     }
-    node_unlock(x, (s & ~S_WAITERS) | (uint32_t)cv->err);
-    ctx__count(CTX__C_CANCELS, 1);
+    *keep = NULL;
     if (afters) {
         *rq->tail = afters;
         rq->tail = &last->next;
     }
-    return s;
-}
-
-/* Tell the world about x, just made done; we hold a reference to it. */
-static void notify(struct ctx *x, uint32_t s)
-{
-    if (s & S_WAITERS)
-        ctx__futex_wake_all(&x->state);
-    if (s & S_EXT)
-        ctx__ext_signal(
-            (struct ctx_ext *)(atomic_load_explicit(&x->cause,
-                                                    memory_order_acquire) &
-                               ~(uintptr_t)1));
-    if (s & K_TIMED)
-        ctx__timer_disarm(ctx__container_of(x, struct ctx_timed, c));
 }
 
 int ctx__cancel(struct ctx *c, int err, int code, struct ctx_text *why)
 {
     struct cancel cv = {err, code, why, 0};
-    struct work w = {NULL, NULL};
     struct runq rq = {NULL, NULL};
+    struct ctx__link *frames = NULL; /* links of the nodes above c */
+    struct ctx *t = c;
     uint32_t s;
     int did = 0;
 
-    w.tail = &w.head;
     rq.tail = &rq.head;
     if (why)
         atomic_fetch_add_explicit(&why->refs, TEXT_BIAS, memory_order_relaxed);
-    if ((s = take(c, &cv, &w, &rq)) != 0) {
-        struct ctx_link *l;
-        unsigned k;
+    s = node_lock(c);
+    if (s & (S_ERR_MASK | K_NOCANCEL)) {
+        node_unlock(c, s);
+    } else {
         did = 1;
-        notify(c, s);
-        while ((l = work_pop(&w, &k)) != NULL) {
-            struct ctx *y = owner_of(l, k);
-            if ((s = take(y, &cv, &w, &rq)) != 0)
-                notify(y, s);
-            ctx_release(y);
+        open_node(c, s, &cv);
+        walk(c, &cv, &rq);
+        for (;;) {
+            struct ctx__link *l = t->children;
+            if (l) { /* descend into the next pending child */
+                struct ctx *y =
+                    owner_of(l, link_kind(atomic_load_explicit(
+                                    &l->pprev, memory_order_relaxed)));
+                uint32_t sy;
+                t->children = l->next;
+                sy = node_lock(y);
+                if (sy & S_ERR_MASK) { /* cancelled meanwhile, wholly */
+                    node_unlock(y, sy);
+                    detach(l);
+                    continue;
+                }
+                open_node(y, sy, &cv);
+                walk(y, &cv, &rq);
+                l->next = frames; /* free now: the stack's link */
+                frames = l;
+                t = y;
+                continue;
+            }
+            /* t's list is empty: its subtree is done. */
+            close_node(t);
+            if (!frames)
+                break;
+            l = frames;
+            frames = l->next;
+            detach(l); /* after this store, t is not ours */
+            /* A link on the stack is not detached yet: its tag holds. */
+            t = frames ? owner_of(frames,
+                                  link_kind(atomic_load_explicit(
+                                      &frames->pprev, memory_order_relaxed)))
+                       : c;
         }
     }
     if (why) {
@@ -230,8 +248,14 @@ void ctx_cancel(ctx_t *c)
 void ctx_cancel_cause(ctx_t *c, int code, const char *why)
 {
     struct ctx_text *t = NULL;
+    uint32_t s;
 
-    if (!c || (state_of(c) & (S_ERR_MASK | K_NOCANCEL)))
+    if (!c)
+        return;
+    s = state_of(c);
+    /* Done and unlocked: its propagation is over. Done but locked: it may
+     * still be running, and ctx__cancel waits for it on the lock. */
+    if ((s & K_NOCANCEL) || ((s & S_ERR_MASK) && !(s & S_LOCK)))
         return;
     if (code == 0)
         code = ECANCELED;

@@ -13,14 +13,14 @@
  * that can never be done (the statics, ctx_without_cancel) are not linked
  * into at all, so the background is never a point of contention.
  *
- * Freeing. The last ctx_release first unlinks the node from each parent
- * (taking that parent's lock only if the link is still in place: a link
- * detached by a cancellation stays detached, and its pprev of 0 is
+ * Freeing. When a count reaches 0 the node is first unlinked from each
+ * parent (taking that parent's lock only if the link is still in place: a
+ * link detached by a cancellation stays detached, and its pprev of 0 is
  * published with release ordering after the canceller's last access to
- * the node). Then it drops the node's references to its parents; a parent
- * whose count reaches 0 joins a free list threaded through the `children`
- * field (empty by then), so freeing a chain a million long is a loop, not
- * a recursion.
+ * the node). Only then is it unreachable and its fields ours. Freeing it
+ * drops its references to its parents; a parent whose count reaches 0 is
+ * unlinked in turn and joins a free list threaded through its `children`
+ * field, so freeing a chain a million long is a loop, not a recursion.
  */
 #include "ctx_int.h"
 
@@ -203,6 +203,9 @@ static int make_timed(ctx_t *parent, ctx_time_t d, int code, const char *why,
         } else if ((rc = ctx__timer_arm(tc)) != 0) {
             ctx_release(&tc->c);
             return rc;
+        } else if (state_of(&tc->c) & S_ERR_MASK) {
+            /* Cancelled between attach and arm: its disarm came first. */
+            ctx__timer_disarm(tc);
         }
     }
     *out = &tc->c;
@@ -414,7 +417,7 @@ ctx_t *ctx_retain(ctx_t *c)
     return c;
 }
 
-static void unlink_from(struct ctx *p, struct ctx_link *l)
+static void unlink_from(struct ctx *p, struct ctx__link *l)
 {
     uint32_t s;
     if (!atomic_load_explicit(&l->pprev, memory_order_acquire))
@@ -425,30 +428,40 @@ static void unlink_from(struct ctx *p, struct ctx_link *l)
     node_unlock(p, s);
 }
 
-/* Drop a reference to a parent; a dead one joins the free list. */
-static void put(struct ctx *p, struct ctx **list)
+/*
+ * A node whose count reached 0: take it out of every parent's list. Until
+ * then a cancellation may still find it there (under the parent's lock)
+ * and read or write it; after, nobody can reach it.
+ */
+static void unlink_all(struct ctx *c)
 {
-    if (kind_of(p) & K_STATIC)
-        return;
-    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1) {
-        p->children = (struct ctx_link *)(void *)*list;
-        *list = p;
-    }
-}
-
-static void free_one(struct ctx *c, struct ctx **list)
-{
-    uint32_t kind = kind_of(c);
-    uintptr_t cause;
-
-    if (kind & K_MERGE) {
+    if (kind_of(c) & K_MERGE) {
         struct ctx_merged *m = merged(c);
         for (size_t i = 0; i < m->n; i++)
             unlink_from(m->links[i].parent, &m->links[i].link);
     } else if (c->parent) {
         unlink_from(c->parent, &c->link);
     }
-    /* Unreachable now: no list holds it, no reference is left. */
+}
+
+/* Drop a reference to a parent; a dead one, unlinked, joins the list. */
+static void put(struct ctx *p, struct ctx **list)
+{
+    if (kind_of(p) & K_STATIC)
+        return;
+    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1) {
+        unlink_all(p);
+        p->children = (struct ctx__link *)(void *)*list;
+        *list = p;
+    }
+}
+
+/* Free c: unreachable (unlinked), count 0. */
+static void free_one(struct ctx *c, struct ctx **list)
+{
+    uint32_t kind = kind_of(c);
+    uintptr_t cause;
+
     if (kind & K_TIMED) {
         ctx__timer_disarm(timed(c));
         ctx__text_release(timed(c)->dl_why);
@@ -471,9 +484,14 @@ static void free_one(struct ctx *c, struct ctx **list)
     ctx__free(c);
 }
 
+/* Free c, whose count reached 0, and every parent that dies with it. The
+ * free list is threaded through `children`: empty once a node's count is 0
+ * (children and registrations hold references), and unread once it is
+ * unlinked. */
 void ctx__free_chain(struct ctx *c)
 {
     struct ctx *list = NULL;
+    unlink_all(c);
     while (c) {
         free_one(c, &list);
         c = list;

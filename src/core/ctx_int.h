@@ -60,15 +60,8 @@
 #define LK_CHILD 0u
 #define LK_MERGE 1u
 #define LK_AFTER 2u
+#define LK_WAIT  3u /* a struct ctx__waitrec of a blocked primitive */
 #define LK_MASK  3u
-
-struct ctx_link {
-    struct ctx_link *next;   /* guarded by the parent's lock; once detached,
-                                reused as the link of a work list */
-    _Atomic uintptr_t pprev; /* (struct ctx_link **) | kind, 0 = detached.
-                                Written under the parent's lock (release);
-                                release() peeks at it without (acquire). */
-};
 
 /* A cause text shared by every context a cancellation reached. */
 struct ctx_text {
@@ -83,15 +76,15 @@ struct ctx_ext {
 };
 
 struct ctx {
-    _Atomic uint32_t state;    /* see above */
-    _Atomic uint32_t refs;     /* ignored for K_STATIC */
-    struct ctx *parent;        /* immutable; NULL for statics and merges */
-    struct ctx_link link;      /* in parent->children (LK_CHILD) */
-    struct ctx_link *children; /* guarded by the lock; once refs == 0, the
+    _Atomic uint32_t state;     /* see above */
+    _Atomic uint32_t refs;      /* ignored for K_STATIC */
+    struct ctx *parent;         /* immutable; NULL for statics and merges */
+    struct ctx__link link;      /* in parent->children (LK_CHILD) */
+    struct ctx__link *children; /* guarded by the lock; once refs == 0, the
                                   link of the free list */
-    _Atomic uintptr_t cause;   /* struct ctx_text *, or ctx_ext * | 1 when
-                                  S_EXT; set before S_ERR is published */
-    int code;                  /* cause code; set before S_ERR is published */
+    _Atomic uintptr_t cause;    /* struct ctx_text *, or ctx_ext * | 1 when
+                                   S_EXT; set before S_ERR is published */
+    int code;                   /* cause code; set before S_ERR is published */
 };
 
 struct ctx_timed {
@@ -113,9 +106,9 @@ struct ctx_valued {
 };
 
 struct ctx_mlink {
-    struct ctx_link link; /* in parent->children (LK_MERGE) */
-    struct ctx *owner;    /* immutable: the merged context */
-    struct ctx *parent;   /* immutable; holds a reference */
+    struct ctx__link link; /* in parent->children (LK_MERGE) */
+    struct ctx *owner;     /* immutable: the merged context */
+    struct ctx *parent;    /* immutable; holds a reference */
 };
 
 struct ctx_merged {
@@ -136,10 +129,10 @@ struct ctx_merged {
 #define AF_WAITED  16u /* a thread waits for AF_DONE on the futex */
 
 struct ctx_after {
-    struct ctx_link link; /* in c->children (LK_AFTER); then in a run list */
-    struct ctx *c;        /* immutable; holds a reference */
-    void (*fn)(void *);   /* immutable */
-    void *arg;            /* immutable */
+    struct ctx__link link; /* in c->children (LK_AFTER); then in a run list */
+    struct ctx *c;         /* immutable; holds a reference */
+    void (*fn)(void *);    /* immutable */
+    void *arg;             /* immutable */
     _Atomic uint32_t state;
     _Atomic uintptr_t runner; /* thread that queued/runs it (ctx__self) */
 };
@@ -182,15 +175,15 @@ static inline unsigned link_kind(uintptr_t pprev)
     return (unsigned)(pprev & LK_MASK);
 }
 
-static inline struct ctx_link **link_pp(uintptr_t pprev)
+static inline struct ctx__link **link_pp(uintptr_t pprev)
 {
-    return (struct ctx_link **)(pprev & ~(uintptr_t)LK_MASK);
+    return (struct ctx__link **)(pprev & ~(uintptr_t)LK_MASK);
 }
 
 /* Push `l` of kind `k` at the head of p's children. Requires p's lock. */
-static inline void link_push(struct ctx *p, struct ctx_link *l, unsigned k)
+static inline void link_push(struct ctx *p, struct ctx__link *l, unsigned k)
 {
-    struct ctx_link *h = p->children;
+    struct ctx__link *h = p->children;
     l->next = h;
     if (h)
         atomic_store_explicit(&h->pprev,
@@ -204,11 +197,11 @@ static inline void link_push(struct ctx *p, struct ctx_link *l, unsigned k)
 }
 
 /* Remove a linked `l` from its parent's list. Requires the parent's lock. */
-static inline void link_remove(struct ctx_link *l)
+static inline void link_remove(struct ctx__link *l)
 {
     uintptr_t pp = atomic_load_explicit(&l->pprev, memory_order_relaxed);
-    struct ctx_link **prev = link_pp(pp);
-    struct ctx_link *next = l->next;
+    struct ctx__link **prev = link_pp(pp);
+    struct ctx__link *next = l->next;
     *prev = next;
     if (next)
         atomic_store_explicit(&next->pprev,
@@ -257,7 +250,7 @@ static inline int ctx__tryget(struct ctx *c)
  * Run the after-function registrations queued by a cancellation, a list
  * of their links through `next` (after.c).
  */
-void ctx__after_run(struct ctx_link *head);
+void ctx__after_run(struct ctx__link *head);
 
 /* Free a node whose count reached 0, and any parent that follows it. */
 void ctx__free_chain(struct ctx *c);
@@ -269,8 +262,6 @@ uint64_t ctx__timer_seq(void);
 ctx_time_t ctx__virtual_now(int *on);
 
 /* Waiting (wait.c). */
-int ctx__futex_wait(_Atomic uint32_t *word, uint32_t val, ctx_time_t until);
-void ctx__futex_wake_all(_Atomic uint32_t *word);
 void ctx__ext_signal(struct ctx_ext *e);
 void ctx__ext_free(struct ctx_ext *e);
 
@@ -280,7 +271,18 @@ void ctx__ext_free(struct ctx_ext *e);
  */
 int ctx__vwait(struct ctx *c, ctx_time_t until);
 
-/* Stats by kind (stats.c): live contexts of each kind. */
-void ctx__count_kind(uint32_t kind_bits, int64_t d);
+/* Count a context of the given kind made (d = 1) or freed (d = -1). */
+static inline void ctx__count_kind(uint32_t kind_bits, int64_t d)
+{
+    int i = (kind_bits & K_TIMED)      ? 1
+            : (kind_bits & K_VALUE)    ? 2
+            : (kind_bits & K_NOCANCEL) ? 3
+            : (kind_bits & K_MERGE)    ? 4
+                                       : 0;
+    if (d > 0)
+        ctx__count((enum ctx__counter)(CTX__C_NEW_PLAIN + i), d);
+    else
+        ctx__count((enum ctx__counter)(CTX__C_FREE_PLAIN + i), -d);
+}
 
 #endif /* CTX_CORE_INT_H */

@@ -21,25 +21,18 @@
 #include <stdio.h>
 #include <time.h>
 
-struct tcounters {
-    atomic_llong v[CTX__C_COUNT]; /* written by the owner only */
-    struct tcounters *next;       /* guarded by reg_mu */
-    struct tcounters **pprev;     /* guarded by reg_mu */
-    int registered;               /* owner only: 0 no, 1 yes, -1 fallback */
-};
-
-static _Thread_local struct tcounters tc
+_Thread_local struct ctx__tcounters ctx__tc
     __attribute__((tls_model("initial-exec")));
 
 static ctx__mutex_t reg_mu = CTX__MUTEX_INIT;
-static struct tcounters *reg_head CTX_GUARDED_BY(reg_mu);
+static struct ctx__tcounters *reg_head CTX_GUARDED_BY(reg_mu);
 static atomic_llong retired[CTX__C_COUNT];
 static pthread_key_t reg_key;
 static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
 
 static void unregister(void *p)
 {
-    struct tcounters *t = p;
+    struct ctx__tcounters *t = p;
     ctx__lock(&reg_mu);
     for (int k = 0; k < CTX__C_COUNT; k++)
         atomic_fetch_add(&retired[k], ctx__load_relaxed(&t->v[k]));
@@ -50,13 +43,25 @@ static void unregister(void *p)
     t->registered = -1;
 }
 
+/* fork() must not leave reg_mu held by a thread the child does not have. */
+static void atfork_prepare(void) CTX_NO_TSA
+{
+    ctx__lock(&reg_mu);
+}
+
+static void atfork_release(void) CTX_NO_TSA
+{
+    ctx__unlock(&reg_mu);
+}
+
 static void make_key(void)
 {
     if (pthread_key_create(&reg_key, unregister) != 0)
         reg_key = (pthread_key_t)-1;
+    pthread_atfork(atfork_prepare, atfork_release, atfork_release);
 }
 
-static CTX_COLD int register_thread(struct tcounters *t)
+static int register_thread(struct ctx__tcounters *t)
 {
     if (t->registered < 0)
         return 0;
@@ -80,10 +85,10 @@ static CTX_COLD int register_thread(struct tcounters *t)
     return 1;
 }
 
-void ctx__count(enum ctx__counter k, int64_t d)
+void ctx__count_slow(enum ctx__counter k, int64_t d)
 {
-    struct tcounters *t = &tc;
-    if (CTX_UNLIKELY(t->registered <= 0) && !register_thread(t)) {
+    struct ctx__tcounters *t = &ctx__tc;
+    if (!register_thread(t)) {
         atomic_fetch_add(&retired[k], d);
         return;
     }
@@ -95,7 +100,7 @@ int64_t ctx__counter_sum(enum ctx__counter k)
     int64_t sum;
     ctx__lock(&reg_mu);
     sum = atomic_load(&retired[k]);
-    for (struct tcounters *t = reg_head; t; t = t->next)
+    for (struct ctx__tcounters *t = reg_head; t; t = t->next)
         sum += ctx__load_relaxed(&t->v[k]);
     ctx__unlock(&reg_mu);
     return sum;
@@ -173,20 +178,4 @@ int ctx_leak_check(ctx_time_t grace)
     fprintf(stderr, " %lld armed timer(s); %lld task(s)\n",
             (long long)ctx__timer_count(), (long long)tasks);
     return left > INT32_MAX ? INT32_MAX : (int)left;
-}
-
-void ctx__count_kind(uint32_t kind_bits, int64_t d)
-{
-    int i = 0;
-    if (kind_bits & K_TIMED)
-        i = 1;
-    else if (kind_bits & K_VALUE)
-        i = 2;
-    else if (kind_bits & K_NOCANCEL)
-        i = 3;
-    else if (kind_bits & K_MERGE)
-        i = 4;
-    ctx__count(
-        (enum ctx__counter)((d > 0 ? CTX__C_NEW_PLAIN : CTX__C_FREE_PLAIN) + i),
-        d > 0 ? d : -d);
 }

@@ -25,15 +25,19 @@
  * disarm waits for the lock, so the memory is valid here); then, with the
  * lock dropped, it is cancelled with its deadline cause and released.
  *
- * Lock order: `timer_lock` before node locks (firing a virtual waiter locks the
- * waited context); nothing takes `timer_lock` while holding a node lock.
+ * Lock order: node locks before `timer_lock` (a cancellation disarms
+ * timers while it holds the nodes of its path); nothing takes a node lock
+ * while holding `timer_lock`: firing a virtual waiter marks it under the
+ * lock and wakes it after dropping it.
  *
  * Test clock: `virt` switches ctx_now() to `vnow`. The thread then fires
  * nothing; ctx_testclock_advance pops and fires due deadlines itself, in
  * (when, seq) order, stepping `vnow` to each deadline as it fires it.
  * ctx_wait with a timeout parks as usual but registers a `vwaiter` that
- * the advance fires: it sets `fired` and clears S_WAITERS in the waited
- * context under its lock, which changes the futex word and wakes it.
+ * the advance fires: it sets `fired` under timer_lock, then, with the lock
+ * dropped, clears S_WAITERS in the waited context under that context's
+ * lock, which changes the futex word and wakes it; `busy` keeps the
+ * waiter from returning while the firer still uses its record.
  */
 #define _DEFAULT_SOURCE
 #include "ctx_int.h"
@@ -47,6 +51,7 @@ struct vwaiter {
     ctx_time_t until;
     struct ctx *c;
     atomic_int fired;
+    atomic_uint busy;              /* the firer still touches it */
     struct vwaiter *next, **pprev; /* guarded by timer_lock; pprev NULL: off */
 };
 
@@ -162,6 +167,7 @@ static void fire_first(void) CTX_REQUIRES(timer_lock)
 static void *timer_main(void *arg)
 {
     (void)arg;
+    ctx__thread_name("ctx-timer");
     ctx__spin_lock(&timer_lock);
     for (;;) {
         ctx_time_t until;
@@ -280,28 +286,49 @@ int64_t ctx__timer_count(void)
 
 /* ------------------------------------------------------------ test clock */
 
-static void vfire(struct vwaiter *w) CTX_REQUIRES(timer_lock)
+/*
+ * Fire a virtual waiter: under timer_lock, take it off the list and mark it
+ * fired and busy; the caller wakes it after dropping timer_lock (node
+ * locks are never taken under timer_lock), then clears busy, and only then
+ * may the waiter return and pop its frame.
+ */
+static void vfire(struct vwaiter *w, struct vwaiter **fired)
+    CTX_REQUIRES(timer_lock)
 {
-    uint32_t s;
     *w->pprev = w->next;
     if (w->next)
         w->next->pprev = w->pprev;
     w->pprev = NULL;
+    atomic_store(&w->busy, 1);
     atomic_store(&w->fired, 1);
-    /* The waiter cannot return before we drop timer_lock: w and c are valid. */
-    s = node_lock(w->c);
-    node_unlock(w->c, s & ~S_WAITERS);
-    if (s & S_WAITERS)
-        ctx__futex_wake_all(&w->c->state);
+    w->next = *fired;
+    *fired = w;
 }
 
-static void vfire_due(ctx_time_t now) CTX_REQUIRES(timer_lock)
+static void vfire_due(ctx_time_t now, struct vwaiter **fired)
+    CTX_REQUIRES(timer_lock)
 {
     struct vwaiter *w = T.vw;
     while (w) {
         struct vwaiter *next = w->next;
         if (w->until <= now)
-            vfire(w);
+            vfire(w, fired);
+        w = next;
+    }
+}
+
+/* Wake fired waiters; no lock held. Clearing S_WAITERS changes the futex
+ * word, so a waiter about to park cannot miss it. */
+static void vwake(struct vwaiter *w)
+{
+    while (w) {
+        struct vwaiter *next = w->next;
+        struct ctx *c = w->c;
+        uint32_t s = node_lock(c);
+        node_unlock(c, s & ~S_WAITERS);
+        if (s & S_WAITERS)
+            ctx__futex_wake_all(&c->state);
+        atomic_store_explicit(&w->busy, 0, memory_order_release);
         w = next;
     }
 }
@@ -309,6 +336,8 @@ static void vfire_due(ctx_time_t now) CTX_REQUIRES(timer_lock)
 int ctx__vwait(struct ctx *c, ctx_time_t until)
 {
     struct vwaiter w = {.until = until, .c = c};
+
+    atomic_init(&w.busy, 0);
     int rc;
 
     ctx__spin_lock(&timer_lock);
@@ -354,6 +383,7 @@ int ctx__vwait(struct ctx *c, ctx_time_t until)
             w.next->pprev = w.pprev;
     }
     ctx__spin_unlock(&timer_lock);
+    ctx__spin_wait(&w.busy, ~0u); /* a firer may still be waking us */
     return rc;
 }
 
@@ -374,21 +404,24 @@ int ctx_testclock_enable(void)
 
 void ctx_testclock_disable(void)
 {
+    struct vwaiter *fired = NULL;
     ctx__spin_lock(&timer_lock);
     if (ctx__load_relaxed(&virt)) {
         atomic_store(&virt, 0);
         while (T.vw)
-            vfire(T.vw);
+            vfire(T.vw, &fired);
         T.sleep_until = CTX_NO_DEADLINE;
         atomic_fetch_add(&T.wake, 1);
     }
     ctx__spin_unlock(&timer_lock);
+    vwake(fired);
     wake_thread();
 }
 
 int ctx_testclock_advance(ctx_time_t d)
 {
     ctx_time_t target;
+    struct vwaiter *fired = NULL;
 
     if (d < 0)
         return EINVAL;
@@ -402,15 +435,23 @@ int ctx_testclock_advance(ctx_time_t d)
         ctx_time_t when = T.heap[0]->when;
         if (when > atomic_load(&vnow))
             atomic_store_explicit(&vnow, when, memory_order_release);
-        vfire_due(atomic_load(&vnow));
+        vfire_due(atomic_load(&vnow), &fired);
+        if (fired) { /* wake them before the deadline's callbacks run */
+            ctx__spin_unlock(&timer_lock);
+            vwake(fired);
+            fired = NULL;
+            ctx__spin_lock(&timer_lock);
+            continue;
+        }
         fire_first();
     }
     if (ctx__load_relaxed(&virt)) {
         if (target > atomic_load(&vnow))
             atomic_store_explicit(&vnow, target, memory_order_release);
-        vfire_due(atomic_load(&vnow));
+        vfire_due(atomic_load(&vnow), &fired);
     }
     ctx__spin_unlock(&timer_lock);
+    vwake(fired);
     return 0;
 }
 

@@ -52,11 +52,45 @@ int ctx__futex_wait(_Atomic uint32_t *word, uint32_t val, ctx_time_t until)
     return rc;
 }
 
-void ctx__futex_wake_all(_Atomic uint32_t *word)
+void ctx__futex_wake(_Atomic uint32_t *word, int n)
 {
     int saved = errno;
-    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
     errno = saved;
+}
+
+void ctx__futex_wake_all(_Atomic uint32_t *word)
+{
+    ctx__futex_wake(word, INT_MAX);
+}
+
+/* ------------------------------------------------------------ waitrec */
+
+int ctx__wait_register(ctx_t *c, struct ctx__waitrec *w)
+{
+    uint32_t s;
+
+    w->link.next = NULL;
+    atomic_init(&w->link.pprev, 0);
+    s = node_lock(c);
+    if (s & S_ERR_MASK) {
+        node_unlock(c, s);
+        return (int)(s & S_ERR_MASK);
+    }
+    if (!(s & K_NOCANCEL))
+        link_push(c, &w->link, LK_WAIT);
+    node_unlock(c, s);
+    return 0;
+}
+
+void ctx__wait_unregister(ctx_t *c, struct ctx__waitrec *w)
+{
+    /* A cancellation touches w only under c's lock: once we hold it, w is
+     * either still linked (ours to unlink) or done with. */
+    uint32_t s = node_lock(c);
+    if (atomic_load_explicit(&w->link.pprev, memory_order_relaxed))
+        link_remove(&w->link);
+    node_unlock(c, s);
 }
 
 int ctx__wait_until(ctx_t *c, ctx_time_t until)
@@ -91,15 +125,20 @@ int ctx__wait_until(ctx_t *c, ctx_time_t until)
 
 int ctx_wait(ctx_t *c, ctx_time_t timeout)
 {
+    int rc;
+
     if (!c)
         return EINVAL;
     if (state_of(c) & S_ERR_MASK)
         return 0;
     if (timeout <= 0)
         return ETIMEDOUT;
-    if (timeout == CTX_NO_DEADLINE)
-        return ctx__wait_until(c, CTX_NO_DEADLINE);
-    return ctx__wait_until(c, ctx__time_add(ctx_now(), timeout));
+    ctx__note_wait("context", c);
+    rc = ctx__wait_until(c, timeout == CTX_NO_DEADLINE
+                                ? CTX_NO_DEADLINE
+                                : ctx__time_add(ctx_now(), timeout));
+    ctx__note_done();
+    return rc;
 }
 
 /* ------------------------------------------------------------ eventfd */
