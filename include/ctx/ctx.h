@@ -358,5 +358,8 @@ static inline int ctx__err_inline(const ctx_t *c)
 #endif
 
 #include <ctx/obs.h>
+#include <ctx/group.h>
+#include <ctx/sync.h>
+#include <ctx/chan.h>
 
 #endif /* CTX_CTX_H */

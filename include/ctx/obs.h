@@ -42,6 +42,17 @@ typedef struct ctx_stats {
 CTX_API int ctx_stats(ctx_stats_t *out);
 
 /*
+ * ctx_dump - write a human-readable report to `fd`: the counters, then one
+ * line per live task: its name, group, state (queued or running), age, and
+ * what it is blocked on (a context, a semaphore, a channel, a group slot).
+ * For debugging hangs and for ctx_leak_check's report.
+ *
+ * Returns: 0; EINVAL if fd < 0. Write errors are ignored.
+ * Blocks: only on the writes.
+ */
+CTX_API int ctx_dump(int fd);
+
+/*
  * ctx_leak_check - for the end of a test: wait up to `grace` for every
  * live context, timer and task to be gone (backing off from 1 us to
  * 100 ms between looks, as goleak does).

@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Groups: errgroup and nursery in one, on the worker pool.
+ *
+ * DESIGN
+ *
+ * `active` counts tasks accepted and not yet returned; its top bit,
+ * WAITING, says a thread sleeps in ctx_group_wait on the word (a futex),
+ * so the last task to finish wakes it and no other finish pays a system
+ * call. With no limit, ctx_group_go is one fetch_add; with a limit it is a
+ * CAS that takes a slot while active < limit.
+ *
+ * At the limit, ctx_group_go first spins briefly (a slot of a short task
+ * frees within microseconds, and parking would cost two system calls and a
+ * context switch per task), then queues a `slotwait` on the group (FIFO,
+ * under `mu`) and parks on its own word, registered on the group's context
+ * so that its cancellation wakes it too. While a waiter is queued, new
+ * calls queue behind it instead of taking a slot on the fast path.
+ *
+ * Handing slots over without a lost wakeup is a Dekker pair on `nqueued`
+ * and `active` (both seq_cst): a finishing task first looks at nqueued,
+ * and if a waiter is queued hands its slot to the first one under `mu`
+ * (active unchanged); only otherwise does it decrement active. A waiter
+ * first increments nqueued (with the enqueue), then dispatches: takes any
+ * free slot for the queue's head. So either the finisher sees the waiter,
+ * or the waiter sees the freed slot. A finisher touches the group only
+ * before its decrement: after it, ctx_group_wait may return and the group
+ * be freed (the futex wake that follows uses only the address).
+ *
+ * A waiter that finds the context done when it wakes returns its error
+ * and leaves no trace: it takes itself out of the queue under `mu`, and
+ * gives on a slot that was handed to it meanwhile (the slot may well have
+ * been freed by that same cancellation, a task returning because the
+ * context is done). Only a waiter whose context is not done keeps a slot.
+ *
+ * The first task to return non-zero wins a CAS on `first_err` and cancels
+ * the context with its code as cause. ctx_group_wait cancels the context
+ * once every task has returned (Go's errgroup does the same).
+ *
+ * Lock order: g->mu, then a context's node lock (inside ctx__wait_*).
+ */
+#include "sync_int.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define WAITING 0x80000000u
+#define SPINS   4000
+
+struct slotwait {
+    _Atomic uint32_t word; /* 0 waiting, GOT: slot handed over, CANCELLED */
+    struct slotwait *next; /* guarded by g->mu */
+    struct slotwait **pprev;
+};
+
+#define GOT       1u
+#define CANCELLED 2u
+
+struct ctx_group {
+    ctx_t *ctx;              /* owned; immutable */
+    _Atomic uint32_t active; /* see DESIGN */
+    atomic_int limit;        /* < 0: none */
+    atomic_int first_err;    /* 0 until a task fails */
+    atomic_int nqueued;      /* slot waiters queued (fast-path hint) */
+    ctx__mutex_t mu;
+    struct slotwait *qhead;  /* guarded by mu */
+    struct slotwait **qtail; /* guarded by mu */
+};
+
+int ctx_group_new(ctx_t *parent, ctx_group_t **out)
+{
+    ctx_group_t *g;
+    int rc;
+
+    if (out)
+        *out = NULL;
+    if (!parent || !out)
+        return EINVAL;
+    g = ctx__calloc(1, sizeof *g);
+    if (!g)
+        return ENOMEM;
+    if ((rc = ctx_with_cancel(parent, &g->ctx)) != 0) {
+        ctx__free(g);
+        return rc;
+    }
+    atomic_init(&g->active, 0);
+    atomic_init(&g->limit, -1);
+    pthread_mutex_init(&g->mu.m, NULL);
+    g->qtail = &g->qhead;
+    *out = g;
+    return 0;
+}
+
+ctx_t *ctx_group_ctx(ctx_group_t *g)
+{
+    return g ? g->ctx : NULL;
+}
+
+int ctx_group_set_limit(ctx_group_t *g, int n)
+{
+    if (!g || n == 0)
+        return EINVAL;
+    atomic_store(&g->limit, n < 0 ? -1 : n);
+    return 0;
+}
+
+/* ------------------------------------------------------------ slots */
+
+/* Take a slot if one is free; never for an unlimited group's caller. */
+static bool take_slot(ctx_group_t *g, int limit)
+{
+    uint32_t a = atomic_load(&g->active);
+    while ((a & ~WAITING) < (uint32_t)limit) {
+        if (atomic_compare_exchange_weak(&g->active, &a, a + 1))
+            return true;
+    }
+    return false;
+}
+
+static bool fast_slot(ctx_group_t *g)
+{
+    int limit = atomic_load_explicit(&g->limit, memory_order_relaxed);
+    if (limit < 0) {
+        atomic_fetch_add(&g->active, 1);
+        return true;
+    }
+    if (atomic_load(&g->nqueued))
+        return false; /* first come, first served */
+    return take_slot(g, limit);
+}
+
+static void unqueue(ctx_group_t *g, struct slotwait *w) CTX_REQUIRES(g->mu)
+{
+    *w->pprev = w->next;
+    if (w->next)
+        w->next->pprev = w->pprev;
+    else
+        g->qtail = w->pprev;
+    w->pprev = NULL;
+    atomic_fetch_sub(&g->nqueued, 1);
+}
+
+static void grant(ctx_group_t *g, struct slotwait *w) CTX_REQUIRES(g->mu)
+{
+    unqueue(g, w);
+    atomic_store(&w->word, GOT);
+    ctx__futex_wake(&w->word, 1);
+}
+
+/* Give free slots to queued waiters, in order. */
+static void dispatch(ctx_group_t *g)
+{
+    ctx__lock(&g->mu);
+    while (g->qhead) {
+        int limit = atomic_load(&g->limit);
+        if (limit >= 0 && !take_slot(g, limit))
+            break;
+        if (limit < 0)
+            atomic_fetch_add(&g->active, 1);
+        grant(g, g->qhead);
+    }
+    ctx__unlock(&g->mu);
+}
+
+/*
+ * A task returned (or a slot taken for it is given back): hand the slot to
+ * a queued waiter, or free it and wake ctx_group_wait if it was the last.
+ * Touches g only before the decrement (see DESIGN).
+ */
+static void put_slot(ctx_group_t *g)
+{
+    uint32_t a, next;
+
+    if (atomic_load(&g->nqueued)) {
+        ctx__lock(&g->mu);
+        if (g->qhead) {
+            grant(g, g->qhead); /* our slot becomes theirs */
+            ctx__unlock(&g->mu);
+            return;
+        }
+        ctx__unlock(&g->mu);
+    }
+    a = atomic_load(&g->active);
+    do {
+        next = (a & ~WAITING) == 1 ? 0 : a - 1;
+    } while (!atomic_compare_exchange_weak(&g->active, &a, next));
+    if ((a & WAITING) && next == 0)
+        ctx__futex_wake_all(&g->active);
+}
+
+/* At the limit: spin, then queue and park. 0, or the context's error. */
+static int slow_slot(ctx_group_t *g)
+{
+    struct slotwait w;
+    struct ctx__waitrec wr;
+    uint32_t v;
+    int rc;
+
+    for (int i = 0; i < SPINS && !atomic_load(&g->nqueued); i++) {
+        if (ctx_done(g->ctx))
+            return ctx_err(g->ctx);
+        if (fast_slot(g))
+            return 0;
+    }
+    atomic_init(&w.word, 0);
+    wr.word = &w.word;
+    wr.bit = CANCELLED;
+    if ((rc = ctx__wait_register(g->ctx, &wr)) != 0)
+        return rc;
+    ctx__lock(&g->mu);
+    w.next = NULL;
+    w.pprev = g->qtail;
+    *g->qtail = &w;
+    g->qtail = &w.next;
+    atomic_fetch_add(&g->nqueued, 1);
+    ctx__unlock(&g->mu);
+    dispatch(g); /* a slot may have been freed before we were queued */
+
+    ctx__note_wait("group slot", g);
+    while (!((v = atomic_load(&w.word)) & (GOT | CANCELLED)))
+        ctx__futex_wait(&w.word, v, CTX_NO_DEADLINE);
+    ctx__note_done();
+    ctx__wait_unregister(g->ctx, &wr);
+    if (!(v & GOT)) {
+        ctx__lock(&g->mu);
+        if (w.pprev)
+            unqueue(g, &w);
+        else
+            v = GOT; /* a slot was handed to us just before */
+        ctx__unlock(&g->mu);
+    }
+    if (!ctx_done(g->ctx))
+        return 0;
+    /* Cancelled while waiting: even if a slot came (it may have been freed
+     * by that very cancellation), give it on; fn must not run. */
+    if (v & GOT)
+        put_slot(g);
+    return ctx_err(g->ctx);
+}
+
+/* ------------------------------------------------------------ tasks */
+
+static void finish(ctx_group_t *g, int rc)
+{
+    if (rc != 0) {
+        int zero = 0;
+        if (atomic_compare_exchange_strong(&g->first_err, &zero, rc))
+            ctx_cancel_cause(g->ctx, rc, NULL);
+    }
+    ctx__count(CTX__C_TASK_END, 1);
+    put_slot(g);
+}
+
+static void run_task(struct ctx__task *t)
+{
+    ctx_group_t *g = t->g;
+    int rc = t->fn(g->ctx, t->arg);
+    ctx__free(t);
+    finish(g, rc);
+}
+
+static void lost_task(struct ctx__task *t)
+{
+    ctx_group_t *g = t->g;
+    ctx__free(t);
+    finish(g, ECANCELED);
+}
+
+int ctx_group_go_opts(ctx_group_t *g, const ctx_go_opts_t *opts, ctx_task_fn fn,
+                      void *arg)
+{
+    struct ctx__task *t;
+    int rc;
+
+    if (!g || !fn)
+        return EINVAL;
+    t = ctx__malloc(sizeof *t);
+    if (!t)
+        return ENOMEM;
+    if (!fast_slot(g)) {
+        rc = opts && opts->try_only ? EAGAIN : slow_slot(g);
+        if (rc) {
+            ctx__free(t);
+            return rc;
+        }
+    }
+    t->run = run_task;
+    t->lost = lost_task;
+    t->g = g;
+    t->fn = fn;
+    t->arg = arg;
+    t->name[0] = 0;
+    if (opts && opts->name) {
+        strncpy(t->name, opts->name, sizeof t->name - 1);
+        t->name[sizeof t->name - 1] = 0;
+    }
+    ctx__count(CTX__C_TASK_NEW, 1);
+    if ((rc = ctx__pool_submit(t)) != 0) {
+        ctx__free(t);
+        ctx__count(CTX__C_TASK_END, 1);
+        put_slot(g);
+    }
+    return rc;
+}
+
+int ctx_group_go(ctx_group_t *g, ctx_task_fn fn, void *arg)
+{
+    return ctx_group_go_opts(g, NULL, fn, arg);
+}
+
+int ctx_group_try_go(ctx_group_t *g, ctx_task_fn fn, void *arg)
+{
+    static const ctx_go_opts_t try_only = {NULL, true};
+    return ctx_group_go_opts(g, &try_only, fn, arg);
+}
+
+/* ------------------------------------------------------------ waiting */
+
+int ctx_group_wait(ctx_group_t *g)
+{
+    uint32_t a;
+
+    if (!g)
+        return EINVAL;
+    ctx__note_wait("group", g);
+    while (((a = atomic_load(&g->active)) & ~WAITING) != 0) {
+        if (!(a & WAITING) &&
+            !atomic_compare_exchange_weak(&g->active, &a, a | WAITING))
+            continue;
+        ctx__futex_wait(&g->active, a | WAITING, CTX_NO_DEADLINE);
+    }
+    ctx__note_done();
+    ctx_cancel(g->ctx);
+    return atomic_load(&g->first_err);
+}
+
+void ctx_group_free(ctx_group_t *g)
+{
+    struct ctx__task *cur;
+
+    if (!g)
+        return;
+    cur = ctx__pool_current();
+    if (CTX_NEVER(cur && cur->g == g))
+        return; /* it would wait for itself */
+    ctx_group_wait(g);
+    ctx_release(g->ctx);
+    pthread_mutex_destroy(&g->mu.m);
+    ctx__free(g);
+}
