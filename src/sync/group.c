@@ -140,42 +140,60 @@ static void unqueue(ctx_group_t *g, struct slotwait *w) CTX_REQUIRES(g->mu)
     atomic_fetch_sub(&g->nqueued, 1);
 }
 
-static void grant(ctx_group_t *g, struct slotwait *w) CTX_REQUIRES(g->mu)
+/*
+ * Waiters get their slot only after `mu` is unlocked: once its word says
+ * GOT a waiter may return, the group finish and be freed, and an unlock
+ * after that would touch freed memory. Granted waiters are collected
+ * through `next` (they are off the queue and still parked).
+ */
+static void grant_all(struct slotwait *w)
 {
-    unqueue(g, w);
-    atomic_store(&w->word, GOT);
-    ctx__futex_wake(&w->word, 1);
+    while (w) {
+        struct slotwait *next = w->next;
+        atomic_store(&w->word, GOT);
+        ctx__futex_wake(&w->word, 1); /* the address only, from here */
+        w = next;
+    }
 }
 
 /* Give free slots to queued waiters, in order. */
 static void dispatch(ctx_group_t *g)
 {
+    struct slotwait *granted = NULL, **tail = &granted, *w;
+
     ctx__lock(&g->mu);
-    while (g->qhead) {
+    while ((w = g->qhead) != NULL) {
         int limit = atomic_load(&g->limit);
         if (limit >= 0 && !take_slot(g, limit))
             break;
         if (limit < 0)
             atomic_fetch_add(&g->active, 1);
-        grant(g, g->qhead);
+        unqueue(g, w);
+        w->next = NULL;
+        *tail = w;
+        tail = &w->next;
     }
     ctx__unlock(&g->mu);
+    grant_all(granted);
 }
 
 /*
  * A task returned (or a slot taken for it is given back): hand the slot to
  * a queued waiter, or free it and wake ctx_group_wait if it was the last.
- * Touches g only before the decrement (see DESIGN).
+ * Touches g only before handing over or decrementing (see DESIGN).
  */
 static void put_slot(ctx_group_t *g)
 {
     uint32_t a, next;
 
     if (atomic_load(&g->nqueued)) {
+        struct slotwait *w;
         ctx__lock(&g->mu);
-        if (g->qhead) {
-            grant(g, g->qhead); /* our slot becomes theirs */
+        if ((w = g->qhead) != NULL) {
+            unqueue(g, w); /* our slot becomes theirs */
+            w->next = NULL;
             ctx__unlock(&g->mu);
+            grant_all(w);
             return;
         }
         ctx__unlock(&g->mu);
@@ -222,12 +240,16 @@ static int slow_slot(ctx_group_t *g)
     ctx__note_done();
     ctx__wait_unregister(g->ctx, &wr);
     if (!(v & GOT)) {
+        bool handed;
         ctx__lock(&g->mu);
-        if (w.pprev)
+        handed = !w.pprev;
+        if (!handed)
             unqueue(g, &w);
-        else
-            v = GOT; /* a slot was handed to us just before */
         ctx__unlock(&g->mu);
+        /* Handed a slot just before: its giver sets GOT after unlocking,
+         * and our frame must outlive that store. */
+        while (handed && !((v = atomic_load(&w.word)) & GOT))
+            ctx__futex_wait(&w.word, v, CTX_NO_DEADLINE);
     }
     if (!ctx_done(g->ctx))
         return 0;

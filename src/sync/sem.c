@@ -105,26 +105,42 @@ static void dequeue(ctx_sem_t *s, struct semwait *w) CTX_REQUIRES(s->mu)
     w->pprev = NULL;
 }
 
-/* Serve queued waiters in order while the head fits; clear QUEUED when the
- * queue empties. */
-static void grant(ctx_sem_t *s) CTX_REQUIRES(s->mu)
+/*
+ * Serve queued waiters in order while the head fits; clear QUEUED when the
+ * queue empties. The served ones come back as a list (through `next`) for
+ * wake(), called after `mu` is unlocked: a waiter that sees GRANTED may
+ * return at once and its caller free the semaphore.
+ */
+static struct semwait *grant(ctx_sem_t *s) CTX_REQUIRES(s->mu)
 {
-    struct semwait *w;
+    struct semwait *w, *granted = NULL, **tail = &granted;
     while ((w = s->head) != NULL) {
         uint64_t used = atomic_load(&s->word) & ~QUEUED;
         if (s->size - (int64_t)used < w->n)
-            return;
+            return granted;
         atomic_fetch_add(&s->word, (uint64_t)w->n);
         dequeue(s, w);
-        atomic_store(&w->word, GRANTED);
-        ctx__futex_wake(&w->word, 1);
+        w->next = NULL;
+        *tail = w;
+        tail = &w->next;
     }
     atomic_fetch_and(&s->word, ~QUEUED);
+    return granted;
+}
+
+static void wake(struct semwait *w)
+{
+    while (w) {
+        struct semwait *next = w->next;
+        atomic_store(&w->word, GRANTED);
+        ctx__futex_wake(&w->word, 1); /* the address only, from here */
+        w = next;
+    }
 }
 
 int ctx_sem_acquire(ctx_sem_t *s, ctx_t *c, int64_t n)
 {
-    struct semwait w;
+    struct semwait w, *granted;
     struct ctx__waitrec wr;
     uint32_t v;
     int rc;
@@ -151,8 +167,9 @@ int ctx_sem_acquire(ctx_sem_t *s, ctx_t *c, int64_t n)
     *s->tail = &w;
     s->tail = &w.next;
     atomic_fetch_or(&s->word, QUEUED);
-    grant(s); /* units freed before QUEUED was set, maybe ours */
+    granted = grant(s); /* units freed before QUEUED was set, maybe ours */
     ctx__unlock(&s->mu);
+    wake(granted);
 
     ctx__note_wait("semaphore", s);
     for (int i = 0; i < SPINS && !atomic_load(&w.word); i++)
@@ -166,19 +183,24 @@ int ctx_sem_acquire(ctx_sem_t *s, ctx_t *c, int64_t n)
     ctx__lock(&s->mu);
     if (w.pprev) {
         dequeue(s, &w);
-        grant(s); /* we may have been blocking the ones behind us */
+        granted = grant(s); /* we may have been blocking those behind */
         ctx__unlock(&s->mu);
+        wake(granted);
         return ctx_err(c);
     }
     ctx__unlock(&s->mu);
-    /* Granted, but the context is done too: give the units back, so the
-     * call has no effect, as its error says. */
+    /* Granted (the granter sets the word after its unlock: wait for that,
+     * our frame must outlive its store), but the context is done too:
+     * give the units back, so the call has no effect, as its error says. */
+    while (!((v = atomic_load(&w.word)) & GRANTED))
+        ctx__futex_wait(&w.word, v, CTX_NO_DEADLINE);
     ctx_sem_release(s, n);
     return ctx_err(c);
 }
 
 void ctx_sem_release(ctx_sem_t *s, int64_t n)
 {
+    struct semwait *granted;
     uint64_t w;
 
     if (!s || n < 0)
@@ -199,6 +221,7 @@ void ctx_sem_release(ctx_sem_t *s, int64_t n)
         return;
     }
     atomic_fetch_sub(&s->word, (uint64_t)n);
-    grant(s);
+    granted = grant(s);
     ctx__unlock(&s->mu);
+    wake(granted);
 }
