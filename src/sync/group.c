@@ -4,11 +4,20 @@
  *
  * DESIGN
  *
- * `active` counts tasks accepted and not yet returned; its top bit,
- * WAITING, says a thread sleeps in ctx_group_wait on the word (a futex),
- * so the last task to finish wakes it and no other finish pays a system
- * call. With no limit, ctx_group_go is one fetch_add; with a limit it is a
- * CAS that takes a slot while active < limit.
+ * Counting. `started` (tasks accepted, bumped by callers of go) and
+ * `finished` (tasks returned, bumped by workers) live on separate cache
+ * lines, so a burst of go calls and the workers running them do not pass
+ * one line back and forth; the tasks still running are started -
+ * finished (mod 2^32). With no limit, ctx_group_go is one fetch_add; with
+ * a limit, a CAS on `started` while started - finished < limit.
+ *
+ * Waiting. ctx_group_wait arms `finished` with the count it waits for
+ * (its high half: ARMED | started) and parks on its low half (a futex);
+ * the task whose increment reaches that count wakes it, and no other
+ * finish pays a system call. A finisher learns it from its own fetch_add,
+ * without reading `started`: after that increment the group may be gone.
+ * Tasks started by tasks after the waiter armed raise `started`; the
+ * waiter, woken early, arms again.
  *
  * At the limit, ctx_group_go first spins briefly (a slot of a short task
  * frees within microseconds, and parking would cost two system calls and a
@@ -18,14 +27,16 @@
  * calls queue behind it instead of taking a slot on the fast path.
  *
  * Handing slots over without a lost wakeup is a Dekker pair on `nqueued`
- * and `active` (both seq_cst): a finishing task first looks at nqueued,
- * and if a waiter is queued hands its slot to the first one under `mu`
- * (active unchanged); only otherwise does it decrement active. A waiter
- * first increments nqueued (with the enqueue), then dispatches: takes any
- * free slot for the queue's head. So either the finisher sees the waiter,
- * or the waiter sees the freed slot. A finisher touches the group only
- * before its decrement: after it, ctx_group_wait may return and the group
- * be freed (the futex wake that follows uses only the address).
+ * and the counters (all seq_cst): a finishing task first looks at
+ * nqueued, and if a waiter is queued hands its slot to the first one
+ * (neither counter moves); only otherwise does it bump `finished`. A
+ * waiter first increments nqueued (with the enqueue), then dispatches:
+ * takes any free slot for the queue's head. So either the finisher sees
+ * the waiter, or the waiter sees the freed slot. A finisher touches the
+ * group only before its hand-over or its increment: after it,
+ * ctx_group_wait may return and the group be freed (the futex wake that
+ * follows uses only the address). Granted waiters are told after `mu` is
+ * released, for the same reason.
  *
  * A waiter that finds the context done when it wakes returns its error
  * and leaves no trace: it takes itself out of the queue under `mu`, and
@@ -44,8 +55,8 @@
 #include <errno.h>
 #include <string.h>
 
-#define WAITING 0x80000000u
-#define SPINS   4000
+#define ARMED ((uint64_t)1 << 63)
+#define SPINS 4000
 
 struct slotwait {
     _Atomic uint32_t word; /* 0 waiting, GOT: slot handed over, CANCELLED */
@@ -57,15 +68,31 @@ struct slotwait {
 #define CANCELLED 2u
 
 struct ctx_group {
-    ctx_t *ctx;              /* owned; immutable */
-    _Atomic uint32_t active; /* see DESIGN */
-    atomic_int limit;        /* < 0: none */
-    atomic_int first_err;    /* 0 until a task fails */
-    atomic_int nqueued;      /* slot waiters queued (fast-path hint) */
+    ctx_t *ctx;           /* owned; immutable */
+    atomic_int limit;     /* < 0: none */
+    atomic_int first_err; /* 0 until a task fails */
+    atomic_int nqueued;   /* slot waiters queued (fast-path hint) */
     ctx__mutex_t mu;
-    struct slotwait *qhead;  /* guarded by mu */
-    struct slotwait **qtail; /* guarded by mu */
+    struct slotwait *qhead;                 /* guarded by mu */
+    struct slotwait **qtail;                /* guarded by mu */
+    _Alignas(64) _Atomic uint32_t started;  /* see DESIGN */
+    _Alignas(64) _Atomic uint64_t finished; /* count | ARMED | target */
 };
+
+/* The low half of `finished`: the count, and the waiter's futex word. */
+static _Atomic uint32_t *finished_word(ctx_group_t *g)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (_Atomic uint32_t *)(void *)&g->finished;
+#else
+    return (_Atomic uint32_t *)(void *)&g->finished + 1;
+#endif
+}
+
+static uint32_t running(ctx_group_t *g)
+{
+    return atomic_load(&g->started) - (uint32_t)atomic_load(&g->finished);
+}
 
 int ctx_group_new(ctx_t *parent, ctx_group_t **out)
 {
@@ -83,7 +110,8 @@ int ctx_group_new(ctx_t *parent, ctx_group_t **out)
         ctx__free(g);
         return rc;
     }
-    atomic_init(&g->active, 0);
+    atomic_init(&g->started, 0);
+    atomic_init(&g->finished, 0);
     atomic_init(&g->limit, -1);
     pthread_mutex_init(&g->mu.m, NULL);
     g->qtail = &g->qhead;
@@ -106,12 +134,12 @@ int ctx_group_set_limit(ctx_group_t *g, int n)
 
 /* ------------------------------------------------------------ slots */
 
-/* Take a slot if one is free; never for an unlimited group's caller. */
+/* Take a slot if one is free (running < limit). */
 static bool take_slot(ctx_group_t *g, int limit)
 {
-    uint32_t a = atomic_load(&g->active);
-    while ((a & ~WAITING) < (uint32_t)limit) {
-        if (atomic_compare_exchange_weak(&g->active, &a, a + 1))
+    uint32_t st = atomic_load(&g->started);
+    while (st - (uint32_t)atomic_load(&g->finished) < (uint32_t)limit) {
+        if (atomic_compare_exchange_weak(&g->started, &st, st + 1))
             return true;
     }
     return false;
@@ -121,7 +149,7 @@ static bool fast_slot(ctx_group_t *g)
 {
     int limit = atomic_load_explicit(&g->limit, memory_order_relaxed);
     if (limit < 0) {
-        atomic_fetch_add(&g->active, 1);
+        atomic_fetch_add(&g->started, 1);
         return true;
     }
     if (atomic_load(&g->nqueued))
@@ -167,7 +195,7 @@ static void dispatch(ctx_group_t *g)
         if (limit >= 0 && !take_slot(g, limit))
             break;
         if (limit < 0)
-            atomic_fetch_add(&g->active, 1);
+            atomic_fetch_add(&g->started, 1);
         unqueue(g, w);
         w->next = NULL;
         *tail = w;
@@ -184,7 +212,8 @@ static void dispatch(ctx_group_t *g)
  */
 static void put_slot(ctx_group_t *g)
 {
-    uint32_t a, next;
+    uint64_t old;
+    uint32_t count;
 
     if (atomic_load(&g->nqueued)) {
         struct slotwait *w;
@@ -198,12 +227,11 @@ static void put_slot(ctx_group_t *g)
         }
         ctx__unlock(&g->mu);
     }
-    a = atomic_load(&g->active);
-    do {
-        next = (a & ~WAITING) == 1 ? 0 : a - 1;
-    } while (!atomic_compare_exchange_weak(&g->active, &a, next));
-    if ((a & WAITING) && next == 0)
-        ctx__futex_wake_all(&g->active);
+    old = atomic_fetch_add(&g->finished, 1);
+    count = (uint32_t)old + 1;
+    if ((old & ARMED) &&
+        (count & 0x7fffffffu) == (uint32_t)(old >> 32 & 0x7fffffffu))
+        ctx__futex_wake_all(finished_word(g)); /* the address only */
 }
 
 /* At the limit: spin, then queue and park. 0, or the context's error. */
@@ -275,50 +303,37 @@ static void finish(ctx_group_t *g, int rc)
 
 static void run_task(struct ctx__task *t)
 {
-    ctx_group_t *g = t->g;
-    int rc = t->fn(g->ctx, t->arg);
-    ctx__free(t);
-    finish(g, rc);
+    finish(t->g, t->fn(t->g->ctx, t->arg));
 }
 
 static void lost_task(struct ctx__task *t)
 {
-    ctx_group_t *g = t->g;
-    ctx__free(t);
-    finish(g, ECANCELED);
+    finish(t->g, ECANCELED);
 }
 
 int ctx_group_go_opts(ctx_group_t *g, const ctx_go_opts_t *opts, ctx_task_fn fn,
                       void *arg)
 {
-    struct ctx__task *t;
+    struct ctx__task t;
     int rc;
 
     if (!g || !fn)
         return EINVAL;
-    t = ctx__malloc(sizeof *t);
-    if (!t)
-        return ENOMEM;
     if (!fast_slot(g)) {
         rc = opts && opts->try_only ? EAGAIN : slow_slot(g);
-        if (rc) {
-            ctx__free(t);
+        if (rc)
             return rc;
-        }
     }
-    t->run = run_task;
-    t->lost = lost_task;
-    t->g = g;
-    t->fn = fn;
-    t->arg = arg;
-    t->name[0] = 0;
-    if (opts && opts->name) {
-        strncpy(t->name, opts->name, sizeof t->name - 1);
-        t->name[sizeof t->name - 1] = 0;
-    }
+    t.run = run_task;
+    t.lost = lost_task;
+    t.g = g;
+    t.fn = fn;
+    t.arg = arg;
+    memset(t.name, 0, sizeof t.name);
+    if (opts && opts->name)
+        strncpy(t.name, opts->name, sizeof t.name - 1);
     ctx__count(CTX__C_TASK_NEW, 1);
-    if ((rc = ctx__pool_submit(t)) != 0) {
-        ctx__free(t);
+    if ((rc = ctx__pool_submit(&t)) != 0) {
         ctx__count(CTX__C_TASK_END, 1);
         put_slot(g);
     }
@@ -340,16 +355,27 @@ int ctx_group_try_go(ctx_group_t *g, ctx_task_fn fn, void *arg)
 
 int ctx_group_wait(ctx_group_t *g)
 {
-    uint32_t a;
+    ctx_time_t spin_until;
 
     if (!g)
         return EINVAL;
     ctx__note_wait("group", g);
-    while (((a = atomic_load(&g->active)) & ~WAITING) != 0) {
-        if (!(a & WAITING) &&
-            !atomic_compare_exchange_weak(&g->active, &a, a | WAITING))
+    /* The last tasks of a burst are often microseconds from done. */
+    spin_until = ctx__real_now() + 20 * CTX_MICROSECOND;
+    for (unsigned i = 1; running(g) != 0; i++)
+        if (i % 64 == 0 && ctx__real_now() >= spin_until)
+            break;
+    for (;;) {
+        uint32_t st = atomic_load(&g->started);
+        uint64_t f = atomic_load(&g->finished);
+        uint64_t armed =
+            (f & 0xffffffffu) | ARMED | ((uint64_t)(st & 0x7fffffffu) << 32);
+        if ((uint32_t)f == st)
+            break;
+        if (f != armed &&
+            !atomic_compare_exchange_strong(&g->finished, &f, armed))
             continue;
-        ctx__futex_wait(&g->active, a | WAITING, CTX_NO_DEADLINE);
+        ctx__futex_wait(finished_word(g), (uint32_t)f, CTX_NO_DEADLINE);
     }
     ctx__note_done();
     ctx_cancel(g->ctx);
@@ -358,7 +384,7 @@ int ctx_group_wait(ctx_group_t *g)
 
 void ctx_group_free(ctx_group_t *g)
 {
-    struct ctx__task *cur;
+    const struct ctx__task *cur;
 
     if (!g)
         return;

@@ -249,7 +249,14 @@ int ctx_limiter_wait(ctx_limiter_t *l, ctx_t *c, int64_t n)
     ctx__note_done();
     if (rc == ETIMEDOUT)
         return 0; /* waited the delay out */
-    cancel_at(&r, ctx_now());
+    /* Cancelled. Go's Wait returns the error even when the tokens' time
+     * has come by then, and keeps them; here the outcome is one or the
+     * other: tokens whose time has come are taken and the wait succeeds,
+     * otherwise they are given back in full and it fails. */
+    now = ctx_now();
+    if (now >= r.time_to_act)
+        return 0;
+    cancel_at(&r, now);
     return ctx_err(c);
 }
 

@@ -4,38 +4,56 @@
  *
  * DESIGN
  *
- * One FIFO of tasks under `pool_lock` (a spin lock: every critical section
- * is a few pointer moves). Each worker is, under that lock, in one of three
- * counts: searching (awake, about to look at the queue, or spinning on it),
- * running a task, or sleeping on its own futex word.
+ * Queue. Tasks are copied into a bounded lock-free ring (Vyukov's MPMC
+ * queue: each cell's sequence number says whose turn it is, producers and
+ * consumers each advance their own position with a CAS), so submitting
+ * costs no allocation and no lock, and producers and consumers touch
+ * different cache lines. When the ring is full, tasks go to an overflow
+ * FIFO under `ovf_lock` (allocated copies); while the overflow holds
+ * anything, new tasks go there too, and workers take from the ring first,
+ * so the order stays first in, first out.
  *
- * Submitting pushes the task and then, so that it starts without waking a
- * thread per task:
- *  - if a worker is searching, nothing more: it will take the task;
- *  - if there is no worker at all, start one now (its failure is the
- *    submitter's EAGAIN, and the task is taken back);
- *  - if every worker sleeps, wake one;
- *  - otherwise every worker is running a task. If the queue made progress
- *    lately (a task was taken in the last GRACE), a worker will soon come
- *    back for it: kick the monitor to watch, and return. If it made none
- *    in GRACE, the workers are blocked or long: wake a sleeper or start a
- *    thread now (EAGAIN as above).
- * The monitor thread, kicked when work queues behind busy workers, looks
- * every GRACE; while the queue stands still it wakes or starts one worker
- * per waiting task (in batches), so a blocked task never keeps another
- * from starting for more than about GRACE. This is the starvation rule of
- * Go's sysmon and .NET's thread pool, with a short grace: trivial tasks in
- * a burst run on the one or two awake workers with no system call, and
- * blocking tasks each get a thread.
+ * Workers. `state` packs three counts: threads, idle (parked on their own
+ * futex word) and spinning (awake with nothing to do, watching the queue).
+ * A worker running a task is in none of the last two, and moving from one
+ * task to the next costs it no update of `state`: only going spinning,
+ * idle, or away does. At most max_spinners workers spin (half the CPUs).
  *
- * A worker that finds the queue empty spins for up to SPIN_FOR if fewer
- * than half the CPUs are spinning, then sleeps; a sleeper not woken within
- * the idle timeout retires. Wakers move a sleeper to searching under the
- * lock before waking it, so counts never lag behind wakes.
+ * Submitting pushes the task, then reads `state`:
+ *  - a spinner will take it: done;
+ *  - every worker is idle: wake one (it becomes a spinner before it runs);
+ *  - otherwise workers are running tasks and will come back for it; kick
+ *    the monitor, which watches while tasks wait (see below).
+ * Before pushing, a submitter starts a thread itself if there is none, or
+ * if every worker is busy and the monitor found the pool stuck and could
+ * not add a thread (`exhausted`): then the failure to start one is its
+ * EAGAIN, and the task is not queued. The submit path reads no clock and
+ * no consumer-side cache line.
  *
- * Worker records are heap objects linked in `workers` (for ctx_dump) and
- * freed by their own thread when it retires. A task that ends its thread
- * (pthread_exit) is caught by the worker's key destructor.
+ * No lost wakeup between a spinner going idle and a submitter: the spinner
+ * moves itself from spinning to idle in `state`, then looks at the queue
+ * again; the submitter pushes, then reads `state` (all seq_cst). Either
+ * the submitter sees the spinner, which then sees the task, or it sees it
+ * idle and wakes it (or another).
+ *
+ * Monitor. Kicked when tasks wait behind busy workers, it looks every
+ * GRACE while work keeps coming (a kick while it is awake is a flag, not a
+ * system call) and parks after a quiet while; when the queue did not move
+ * for a GRACE,
+ * the workers are blocked or long, and it wakes or starts one worker per
+ * waiting task (in batches). So trivial tasks in a burst run on the one or
+ * two awake workers with no system call, and blocking tasks each get a
+ * thread after about GRACE: the starvation rule of Go's sysmon and .NET's
+ * pool, with a short grace.
+ *
+ * Retiring. An idle worker not woken within the idle timeout leaves. Idle
+ * workers are a LIFO stack under `idle_lock`; a waker takes one off the
+ * stack and counts it spinning before waking it, so counts never lag
+ * behind wakes.
+ *
+ * Dumps read what a worker runs through a per-worker sequence lock over
+ * atomic fields; a task that ends its thread (pthread_exit) is caught by
+ * the worker's key destructor.
  */
 #define _DEFAULT_SOURCE
 #include "sync_int.h"
@@ -50,70 +68,229 @@
 #define GRACE    (100 * CTX_MICROSECOND)
 #define SPIN_FOR (50 * CTX_MICROSECOND)
 #define BATCH    16
+#define RING     512 /* cells, a power of two */
 
-struct worker {
-    _Atomic uint32_t word; /* futex: 0 asleep, 1 woken */
-    struct worker *snext;  /* sleepers; guarded by pool_lock */
-    struct worker **sprev; /* NULL when not asleep */
-    struct worker *next;   /* all workers; guarded by pool_lock */
-    struct worker **pprev;
-    struct ctx__task *current;  /* guarded by pool_lock */
-    struct ctx__wait_note note; /* what its task waits on (atomics) */
+/* ------------------------------------------------------------ state */
+
+/* state: threads (bits 0-19) | idle (20-39) | spinning (40-59). */
+#define ST_THREAD         ((uint64_t)1)
+#define ST_IDLE           ((uint64_t)1 << 20)
+#define ST_SPIN           ((uint64_t)1 << 40)
+#define ST_FIELD(s, unit) ((int)(((s) / (unit)) & 0xfffff))
+
+static _Atomic uint64_t state;
+
+static inline int n_threads(uint64_t s)
+{
+    return ST_FIELD(s, ST_THREAD);
+}
+
+static inline int n_idle(uint64_t s)
+{
+    return ST_FIELD(s, ST_IDLE);
+}
+
+static inline int n_spinning(uint64_t s)
+{
+    return ST_FIELD(s, ST_SPIN);
+}
+
+static void gauges(uint64_t s)
+{
+    atomic_store_explicit(&ctx__pool_threads, n_threads(s),
+                          memory_order_relaxed);
+    atomic_store_explicit(&ctx__idle_threads, n_idle(s), memory_order_relaxed);
+}
+
+static void state_add(uint64_t plus, uint64_t minus)
+{
+    uint64_t s = atomic_fetch_add(&state, plus - minus) + plus - minus;
+    gauges(s);
+}
+
+/* ------------------------------------------------------------ the ring */
+
+struct cell {
+    _Atomic size_t seq;
+    struct ctx__task task;
 };
 
-static ctx__spin_t pool_lock = CTX__SPIN_INIT;
-
 static struct {
-    struct ctx__task *head CTX_GUARDED_BY(pool_lock);
-    struct ctx__task **tail CTX_GUARDED_BY(pool_lock);
-    struct worker *workers CTX_GUARDED_BY(pool_lock);
-    struct worker *sleepers CTX_GUARDED_BY(pool_lock);
-    int nthreads CTX_GUARDED_BY(pool_lock);
-    int nsearching CTX_GUARDED_BY(pool_lock);
-    int nsleeping CTX_GUARDED_BY(pool_lock);
-    int nspinning CTX_GUARDED_BY(pool_lock);
-    int max_spinners CTX_GUARDED_BY(pool_lock);
-    uint64_t pops CTX_GUARDED_BY(pool_lock);
-    uint64_t starve_pops CTX_GUARDED_BY(pool_lock);
-    ctx_time_t starve_since CTX_GUARDED_BY(pool_lock);
-    bool mon_running CTX_GUARDED_BY(pool_lock);
-    bool mon_kicked CTX_GUARDED_BY(pool_lock);
-} P;
+    _Alignas(64) _Atomic size_t enq; /* producers' position */
+    _Alignas(64) _Atomic size_t deq; /* consumers' position */
+    _Alignas(64) struct cell cells[RING];
+} Q;
 
-static atomic_uint qlen;          /* tasks queued; spinners read it */
-static _Atomic uint32_t mon_word; /* the monitor's futex */
+static atomic_int ring_ready;
+
+static void ring_init(void)
+{
+    for (size_t i = 0; i < RING; i++)
+        atomic_init(&Q.cells[i].seq, i);
+    atomic_store(&ring_ready, 1);
+}
+
+static bool ring_push(const struct ctx__task *t)
+{
+    size_t pos = atomic_load_explicit(&Q.enq, memory_order_relaxed);
+    struct cell *c;
+    for (;;) {
+        size_t seq;
+        intptr_t dif;
+        c = &Q.cells[pos & (RING - 1)];
+        seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+        dif = (intptr_t)seq - (intptr_t)pos;
+        if (dif == 0) {
+            if (atomic_compare_exchange_weak(&Q.enq, &pos, pos + 1))
+                break;
+        } else if (dif < 0) {
+            return false; /* full */
+        } else {
+            pos = atomic_load_explicit(&Q.enq, memory_order_relaxed);
+        }
+    }
+    c->task = *t;
+    atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+    return true;
+}
+
+static bool ring_pop(struct ctx__task *t)
+{
+    size_t pos = atomic_load_explicit(&Q.deq, memory_order_relaxed);
+    struct cell *c;
+    for (;;) {
+        size_t seq;
+        intptr_t dif;
+        c = &Q.cells[pos & (RING - 1)];
+        seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+        dif = (intptr_t)seq - (intptr_t)(pos + 1);
+        if (dif == 0) {
+            if (atomic_compare_exchange_weak(&Q.deq, &pos, pos + 1))
+                break;
+        } else if (dif < 0) {
+            return false; /* empty */
+        } else {
+            pos = atomic_load_explicit(&Q.deq, memory_order_relaxed);
+        }
+    }
+    *t = c->task;
+    atomic_store_explicit(&c->seq, pos + RING, memory_order_release);
+    return true;
+}
+
+/* ------------------------------------------------------------ overflow */
+
+struct ovf {
+    struct ovf *next;
+    struct ctx__task task;
+};
+
+static ctx__spin_t ovf_lock = CTX__SPIN_INIT;
+static struct ovf *ovf_head CTX_GUARDED_BY(ovf_lock);
+static struct ovf **ovf_tail CTX_GUARDED_BY(ovf_lock) = &ovf_head;
+static atomic_size_t ovf_len; /* queued in the overflow */
+static atomic_size_t ovf_pops;
+
+static int ovf_push(const struct ctx__task *t)
+{
+    struct ovf *o = ctx__malloc(sizeof *o);
+    if (!o)
+        return ENOMEM;
+    o->next = NULL;
+    o->task = *t;
+    ctx__spin_lock(&ovf_lock);
+    *ovf_tail = o;
+    ovf_tail = &o->next;
+    atomic_fetch_add(&ovf_len, 1);
+    ctx__spin_unlock(&ovf_lock);
+    return 0;
+}
+
+static bool ovf_pop(struct ctx__task *t)
+{
+    struct ovf *o;
+    if (!atomic_load(&ovf_len))
+        return false;
+    ctx__spin_lock(&ovf_lock);
+    o = ovf_head;
+    if (o) {
+        ovf_head = o->next;
+        if (!ovf_head)
+            ovf_tail = &ovf_head;
+        atomic_fetch_sub(&ovf_len, 1);
+        atomic_fetch_add_explicit(&ovf_pops, 1, memory_order_relaxed);
+    }
+    ctx__spin_unlock(&ovf_lock);
+    if (!o)
+        return false;
+    *t = o->task;
+    ctx__free(o);
+    return true;
+}
+
+/* ------------------------------------------------------------ the queue */
+
+static int push(const struct ctx__task *t)
+{
+    if (!atomic_load(&ovf_len) && ring_push(t))
+        return 0;
+    return ovf_push(t);
+}
+
+static bool pop(struct ctx__task *t)
+{
+    return ring_pop(t) || ovf_pop(t);
+}
+
+static size_t queued(void)
+{
+    size_t e = atomic_load(&Q.enq), d = atomic_load(&Q.deq);
+    return (e > d ? e - d : 0) + atomic_load(&ovf_len);
+}
+
+/* Tasks taken so far: how the monitor sees progress. */
+static size_t taken(void)
+{
+    return atomic_load(&Q.deq) +
+           atomic_load_explicit(&ovf_pops, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------ workers */
+
+struct worker {
+    _Atomic uint32_t word; /* futex: 0 parked, 1 woken */
+    struct worker *inext;  /* idle stack; guarded by idle_lock */
+    struct worker **iprev; /* NULL when not on it */
+    struct worker *next;   /* all workers; guarded by workers_lock */
+    struct worker **pprev;
+    struct ctx__task cur;       /* what it runs; the worker's own */
+    struct ctx__wait_note note; /* what its task waits on (atomics) */
+    /* What it runs, for dumps: a sequence lock over atomics. */
+    _Atomic uint32_t dseq; /* odd while being written */
+    _Atomic(const void *) dgroup;
+    _Atomic ctx_time_t dsince;
+    _Atomic uint64_t dname[4];
+    atomic_int running;
+};
+
+static ctx__spin_t idle_lock = CTX__SPIN_INIT;
+static struct worker *idle_top CTX_GUARDED_BY(idle_lock);
+static ctx__spin_t workers_lock = CTX__SPIN_INIT;
+static struct worker *workers CTX_GUARDED_BY(workers_lock);
+static int max_spinners = 1;
 static _Atomic ctx_time_t idle_timeout = 10 * CTX_SECOND;
 static _Thread_local struct worker *self;
 static pthread_key_t worker_key;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
-static void init(void);
 static void worker_lost(void *p);
-static int kick(void) CTX_REQUIRES(pool_lock);
+static void kick(void);
 
-static void gauges(void) CTX_REQUIRES(pool_lock)
+const struct ctx__task *ctx__pool_current(void)
 {
-    atomic_store_explicit(&ctx__pool_threads, P.nthreads, memory_order_relaxed);
-    atomic_store_explicit(&ctx__idle_threads, P.nsleeping,
-                          memory_order_relaxed);
-}
-
-int ctx_pool_set_idle_timeout(ctx_time_t d)
-{
-    if (d <= 0)
-        return EINVAL;
-    atomic_store(&idle_timeout, d);
-    pthread_once(&init_once, init);
-    ctx__spin_lock(&pool_lock);
-    for (struct worker *w = P.sleepers; w; w = w->snext)
-        ctx__futex_wake(&w->word, 1); /* to look at the new timeout */
-    ctx__spin_unlock(&pool_lock);
-    return 0;
-}
-
-struct ctx__task *ctx__pool_current(void)
-{
-    return self ? self->current : NULL;
+    return self && atomic_load_explicit(&self->running, memory_order_relaxed)
+               ? &self->cur
+               : NULL;
 }
 
 static void sleep_for(ctx_time_t d)
@@ -123,29 +300,30 @@ static void sleep_for(ctx_time_t d)
         ;
 }
 
-/* ------------------------------------------------------------ workers */
-
 static void atfork_prepare(void) CTX_NO_TSA
 {
-    ctx__spin_lock(&pool_lock);
+    ctx__spin_lock(&workers_lock);
+    ctx__spin_lock(&idle_lock);
+    ctx__spin_lock(&ovf_lock);
 }
 
 static void atfork_parent(void) CTX_NO_TSA
 {
-    ctx__spin_unlock(&pool_lock);
+    ctx__spin_unlock(&ovf_lock);
+    ctx__spin_unlock(&idle_lock);
+    ctx__spin_unlock(&workers_lock);
 }
 
 /* The child has none of the workers: start from an empty pool. Queued
  * tasks stay queued and run if the child submits more. */
 static void atfork_child(void) CTX_NO_TSA
 {
-    P.workers = NULL;
-    P.sleepers = NULL;
-    P.nthreads = P.nsearching = P.nsleeping = P.nspinning = 0;
-    P.mon_running = P.mon_kicked = false;
+    workers = NULL;
+    idle_top = NULL;
+    atomic_store(&state, 0);
+    gauges(0);
     self = NULL;
-    gauges();
-    ctx__spin_unlock(&pool_lock);
+    atfork_parent();
 }
 
 static void init(void)
@@ -154,77 +332,47 @@ static void init(void)
     if (pthread_key_create(&worker_key, worker_lost) != 0)
         abort(); /* only EAGAIN for PTHREAD_KEYS_MAX keys: a broken host */
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-    ctx__spin_lock(&pool_lock);
-    P.tail = &P.head;
-    P.max_spinners = ncpu > 2 ? (int)(ncpu / 2) : 1;
-    ctx__spin_unlock(&pool_lock);
+    max_spinners = ncpu > 2 ? (int)(ncpu / 2) : 1;
+    ring_init();
 }
 
-/* Take the first sleeper and make it searching; wake it after unlocking. */
-static struct worker *wake_locked(void) CTX_REQUIRES(pool_lock)
+int ctx_pool_set_idle_timeout(ctx_time_t d)
 {
-    struct worker *w = P.sleepers;
-    P.sleepers = w->snext;
-    if (w->snext)
-        w->snext->sprev = &P.sleepers;
-    w->sprev = NULL;
-    P.nsleeping--;
-    P.nsearching++;
-    atomic_store(&w->word, 1);
-    gauges();
-    return w;
+    if (d <= 0)
+        return EINVAL;
+    pthread_once(&init_once, init);
+    atomic_store(&idle_timeout, d);
+    ctx__spin_lock(&idle_lock);
+    for (struct worker *w = idle_top; w; w = w->inext)
+        ctx__futex_wake(&w->word, 1); /* to look at the new timeout */
+    ctx__spin_unlock(&idle_lock);
+    return 0;
 }
 
-static void unlink_worker(struct worker *w) CTX_REQUIRES(pool_lock)
+/* Take an idle worker off the stack, count it spinning, wake it. */
+static bool wake_one(void)
 {
-    *w->pprev = w->next;
-    if (w->next)
-        w->next->pprev = w->pprev;
-    P.nthreads--;
-    gauges();
-}
-
-/* Sleep until woken (0) or retired after the idle timeout (1). */
-static int worker_sleep(struct worker *w) CTX_REQUIRES(pool_lock)
-{
-    ctx_time_t since, until;
-
-    P.nsearching--;
-    P.nsleeping++;
-    w->snext = P.sleepers;
-    w->sprev = &P.sleepers;
-    if (P.sleepers)
-        P.sleepers->sprev = &w->snext;
-    P.sleepers = w;
-    atomic_store(&w->word, 0);
-    gauges();
-    ctx__spin_unlock(&pool_lock);
-
-    since = ctx__real_now();
-    while (atomic_load(&w->word) == 0) {
-        /* Recomputed each time: a new idle timeout pokes every sleeper. */
-        until = ctx__time_add(since, atomic_load(&idle_timeout));
-        if (ctx__real_now() >= until)
-            break;
-        ctx__futex_wait(&w->word, 0, until);
+    struct worker *w;
+    ctx__spin_lock(&idle_lock);
+    w = idle_top;
+    if (w) {
+        idle_top = w->inext;
+        if (idle_top)
+            idle_top->iprev = &idle_top;
+        w->iprev = NULL;
+        state_add(ST_SPIN, ST_IDLE);
+        atomic_store(&w->word, 1);
     }
-    ctx__spin_lock(&pool_lock);
-    if (!w->sprev)
-        return 0; /* a waker made us searching */
-    *w->sprev = w->snext;
-    if (w->snext)
-        w->snext->sprev = w->sprev;
-    P.nsleeping--;
-    unlink_worker(w);
-    return 1;
+    ctx__spin_unlock(&idle_lock);
+    if (w)
+        ctx__futex_wake(&w->word, 1); /* its address only, from here */
+    return w != NULL;
 }
 
-static void spin(void) CTX_NO_TSA
+static void spin(void)
 {
     ctx_time_t until = ctx__real_now() + SPIN_FOR;
-    for (unsigned i = 1;; i++) {
-        if (atomic_load_explicit(&qlen, memory_order_relaxed))
-            return;
+    for (unsigned i = 1; !queued(); i++) {
         if (i % 64 == 0 && ctx__real_now() >= until)
             return;
 #if defined(__x86_64__) || defined(__i386__)
@@ -233,49 +381,133 @@ static void spin(void) CTX_NO_TSA
     }
 }
 
+/*
+ * Park until woken (returns 0: we are spinning again, counted by the
+ * waker) or the idle timeout passes (1: retired, uncounted). Entered
+ * counted idle and pushed on the stack.
+ */
+static int park(struct worker *w)
+{
+    ctx_time_t since = ctx__real_now(), until;
+    while (atomic_load(&w->word) == 0) {
+        /* Recomputed each time: a new idle timeout pokes every sleeper. */
+        until = ctx__time_add(since, atomic_load(&idle_timeout));
+        if (ctx__real_now() >= until)
+            break;
+        ctx__futex_wait(&w->word, 0, until);
+    }
+    ctx__spin_lock(&idle_lock);
+    if (!w->iprev) {
+        ctx__spin_unlock(&idle_lock);
+        return 0; /* a waker took us off the stack */
+    }
+    *w->iprev = w->inext;
+    if (w->inext)
+        w->inext->iprev = w->iprev;
+    w->iprev = NULL;
+    state_add(0, ST_IDLE + ST_THREAD);
+    ctx__spin_unlock(&idle_lock);
+    return 1;
+}
+
+/*
+ * Go idle: from spinning (or running) to idle, then look at the queue
+ * once more before parking (see DESIGN). Returns 0 to go on working, 1 if
+ * retired.
+ */
+static int go_idle(struct worker *w, bool spinning)
+{
+    ctx__spin_lock(&idle_lock);
+    state_add(ST_IDLE, spinning ? ST_SPIN : 0);
+    atomic_store(&w->word, 0);
+    w->inext = idle_top;
+    w->iprev = &idle_top;
+    if (idle_top)
+        idle_top->iprev = &w->inext;
+    idle_top = w;
+    ctx__spin_unlock(&idle_lock);
+    if (queued()) {
+        ctx__spin_lock(&idle_lock);
+        if (w->iprev) { /* still ours to undo: back to spinning */
+            *w->iprev = w->inext;
+            if (w->inext)
+                w->inext->iprev = w->iprev;
+            w->iprev = NULL;
+            state_add(ST_SPIN, ST_IDLE);
+        }
+        ctx__spin_unlock(&idle_lock);
+        return 0; /* spinning either way (a waker counted us so) */
+    }
+    return park(w);
+}
+
+static void publish(struct worker *w, const struct ctx__task *t)
+{
+    uint64_t name[4];
+    uint32_t q = atomic_load_explicit(&w->dseq, memory_order_relaxed);
+    memcpy(name, t->name, sizeof name);
+    atomic_store_explicit(&w->dseq, q + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&w->dgroup, (const void *)t->g, memory_order_relaxed);
+    atomic_store_explicit(&w->dsince, ctx__coarse_now(), memory_order_relaxed);
+    for (int i = 0; i < 4; i++)
+        atomic_store_explicit(&w->dname[i], name[i], memory_order_relaxed);
+    atomic_store_explicit(&w->dseq, q + 2, memory_order_release);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    bool spinning = true; /* counted so by whoever started us */
 
     ctx__thread_name("ctx-worker");
     self = w;
     ctx__note = &w->note;
     pthread_setspecific(worker_key, w);
-    ctx__spin_lock(&pool_lock);
     for (;;) {
-        struct ctx__task *t = P.head;
-        if (t) {
-            P.head = t->next;
-            if (!P.head)
-                P.tail = &P.head;
-            atomic_fetch_sub_explicit(&qlen, 1, memory_order_relaxed);
-            P.pops++;
-            P.nsearching--;
-            t->started_at = ctx__coarse_now();
-            w->current = t;
-            if (P.head && P.nsearching == 0)
-                kick(); /* more waits behind us: have it watched */
-            ctx__spin_unlock(&pool_lock);
-            t->run(t);
+        if (pop(&w->cur)) {
+            if (spinning) {
+                uint64_t s;
+                spinning = false;
+                state_add(0, ST_SPIN);
+                s = atomic_load(&state);
+                /* We were the spinner and more waits: have the monitor
+                 * watch. (Waking another worker here would cost a system
+                 * call per burst of short tasks, which we will run next
+                 * anyway; if ours blocks, the monitor sees no progress.) */
+                if (n_spinning(s) == 0 && queued())
+                    kick();
+            }
+            publish(w, &w->cur);
+            atomic_store_explicit(&w->running, 1, memory_order_relaxed);
+            w->cur.run(&w->cur);
+            atomic_store_explicit(&w->running, 0, memory_order_relaxed);
             ctx__note_done();
-            ctx__spin_lock(&pool_lock);
-            w->current = NULL;
-            P.nsearching++;
             continue;
         }
-        if (P.nspinning < P.max_spinners) {
-            P.nspinning++;
-            ctx__spin_unlock(&pool_lock);
+        if (!spinning) {
+            uint64_t s = atomic_load(&state);
+            while (n_spinning(s) < max_spinners) {
+                if (atomic_compare_exchange_weak(&state, &s, s + ST_SPIN)) {
+                    spinning = true;
+                    break;
+                }
+            }
+        }
+        if (spinning) {
             spin();
-            ctx__spin_lock(&pool_lock);
-            P.nspinning--;
-            if (P.head)
+            if (queued())
                 continue;
         }
-        if (worker_sleep(w))
+        if (go_idle(w, spinning))
             break;
+        spinning = true; /* woken or undone: counted spinning */
     }
-    ctx__spin_unlock(&pool_lock);
+    ctx__spin_lock(&workers_lock);
+    *w->pprev = w->next;
+    if (w->next)
+        w->next->pprev = w->pprev;
+    ctx__spin_unlock(&workers_lock);
     pthread_setspecific(worker_key, NULL);
     self = NULL;
     ctx__note = NULL;
@@ -292,27 +524,24 @@ static void *worker_main(void *arg)
 static void worker_lost(void *p)
 {
     struct worker *w = p;
-    struct ctx__task *t;
 
     CTX_ASSERT(!"a libctx task called pthread_exit; tasks must return");
-    ctx__spin_lock(&pool_lock);
-    t = w->current;
-    w->current = NULL;
-    unlink_worker(w);
-    ctx__spin_unlock(&pool_lock);
-    if (t && t->lost)
-        t->lost(t);
+    ctx__spin_lock(&workers_lock);
+    *w->pprev = w->next;
+    if (w->next)
+        w->next->pprev = w->pprev;
+    ctx__spin_unlock(&workers_lock);
+    state_add(0, ST_THREAD); /* it was running: neither idle nor spinning */
+    if (atomic_load(&w->running) && w->cur.lost)
+        w->cur.lost(&w->cur);
     self = NULL;
     ctx__note = NULL;
     ctx__free(w);
     ctx__thread_exiting();
 }
 
-/*
- * Start a worker; the caller has counted it in nthreads and nsearching
- * under the lock and undoes that if this fails (EAGAIN or ENOMEM).
- */
-static int spawn(void) CTX_EXCLUDES(pool_lock)
+/* Start a worker, counted as a spinning thread; EAGAIN or ENOMEM. */
+static int grow(void)
 {
     struct worker *w = ctx__calloc(1, sizeof *w);
     pthread_t tid;
@@ -320,274 +549,220 @@ static int spawn(void) CTX_EXCLUDES(pool_lock)
 
     if (!w)
         return ENOMEM;
-    ctx__spin_lock(&pool_lock);
-    w->next = P.workers;
-    w->pprev = &P.workers;
-    if (P.workers)
-        P.workers->pprev = &w->next;
-    P.workers = w;
-    ctx__spin_unlock(&pool_lock);
+    state_add(ST_THREAD + ST_SPIN, 0);
+    ctx__spin_lock(&workers_lock);
+    w->next = workers;
+    w->pprev = &workers;
+    if (workers)
+        workers->pprev = &w->next;
+    workers = w;
+    ctx__spin_unlock(&workers_lock);
     rc = ctx__thread_start(&tid, worker_main, w);
     if (rc) {
-        ctx__spin_lock(&pool_lock);
+        ctx__spin_lock(&workers_lock);
         *w->pprev = w->next;
         if (w->next)
             w->next->pprev = w->pprev;
-        ctx__spin_unlock(&pool_lock);
+        ctx__spin_unlock(&workers_lock);
+        state_add(0, ST_THREAD + ST_SPIN);
         ctx__free(w);
-    }
-    return rc;
-}
-
-/* Reserve, start, and on failure unreserve a worker. */
-static int grow(void) CTX_EXCLUDES(pool_lock)
-{
-    int rc;
-    ctx__spin_lock(&pool_lock);
-    P.nthreads++;
-    P.nsearching++;
-    gauges();
-    ctx__spin_unlock(&pool_lock);
-    rc = spawn();
-    if (rc) {
-        ctx__spin_lock(&pool_lock);
-        P.nthreads--;
-        P.nsearching--;
-        gauges();
-        ctx__spin_unlock(&pool_lock);
     }
     return rc;
 }
 
 /* ------------------------------------------------------------ monitor */
 
-/* True if the queue has waited GRACE with no task taken. */
-static bool starving(void) CTX_REQUIRES(pool_lock)
+static ctx__spin_t mon_lock = CTX__SPIN_INIT;
+static bool mon_running CTX_GUARDED_BY(mon_lock);
+static atomic_bool mon_kicked;    /* a watch is asked for */
+static atomic_bool mon_asleep;    /* parked on mon_word: kicks must wake */
+static _Atomic uint32_t mon_word; /* the monitor's futex */
+static atomic_bool exhausted;     /* the monitor could not add a thread */
+
+/* Give the queue one awake worker per waiting task, up to a batch. */
+static int relieve(void)
 {
-    ctx_time_t now = ctx__real_now();
-    if (P.pops != P.starve_pops) {
-        P.starve_pops = P.pops;
-        P.starve_since = now;
-        return false;
+    uint64_t s = atomic_load(&state);
+    int need = (int)queued() - n_spinning(s);
+    if (need > BATCH)
+        need = BATCH;
+    for (; need > 0; need--) {
+        if (!wake_one()) {
+            int rc = grow();
+            if (rc)
+                return rc;
+        }
     }
-    return now - P.starve_since >= GRACE;
+    return 0;
 }
+
+/* Park until kicked; false if the idle timeout passed first (then the
+ * monitor is marked not running and must exit). */
+static bool monitor_park(void)
+{
+    atomic_store(&mon_asleep, true);
+    while (!atomic_exchange(&mon_kicked, false)) {
+        uint32_t v = atomic_load(&mon_word);
+        ctx_time_t until =
+            ctx__time_add(ctx__real_now(), atomic_load(&idle_timeout));
+        if (atomic_load(&mon_kicked))
+            continue;
+        if (ctx__futex_wait(&mon_word, v, until) == ETIMEDOUT &&
+            ctx__real_now() >= until) {
+            ctx__spin_lock(&mon_lock);
+            if (!atomic_load(&mon_kicked)) {
+                mon_running = false;
+                ctx__spin_unlock(&mon_lock);
+                return false;
+            }
+            ctx__spin_unlock(&mon_lock);
+        }
+    }
+    atomic_store(&mon_asleep, false);
+    return true;
+}
+
+/*
+ * Once kicked, the monitor stays awake and looks every GRACE for as long
+ * as work keeps arriving (kicks then cost their sender a flag, no system
+ * call), and parks after QUIET looks with nothing queued and no kick.
+ */
+#define QUIET 50
 
 static void *monitor_main(void *arg)
 {
     ctx_time_t backoff = GRACE;
     (void)arg;
     ctx__thread_name("ctx-pool-mon");
-    ctx__spin_lock(&pool_lock);
-    for (;;) {
-        while (!P.mon_kicked) {
-            uint32_t v = atomic_load(&mon_word);
-            ctx_time_t until =
-                ctx__time_add(ctx__real_now(), atomic_load(&idle_timeout));
-            int rc;
-            ctx__spin_unlock(&pool_lock);
-            rc = ctx__futex_wait(&mon_word, v, until);
-            ctx__spin_lock(&pool_lock);
-            if (!P.mon_kicked && rc == ETIMEDOUT && ctx__real_now() >= until) {
-                P.mon_running = false;
-                ctx__spin_unlock(&pool_lock);
-                ctx__thread_exiting();
-                return NULL;
-            }
-        }
-        P.mon_kicked = false;
-        /* Watch while tasks wait; act when none was taken for a while. */
-        while (P.head) {
-            uint64_t pops0 = P.pops;
-            int need;
-            ctx__spin_unlock(&pool_lock);
+    while (monitor_park()) {
+        for (int quiet = 0; quiet < QUIET;) {
+            size_t t0 = taken();
+            bool kicked;
             sleep_for(backoff);
-            ctx__spin_lock(&pool_lock);
-            if (P.nsearching > 0 || P.pops != pops0) {
-                backoff = GRACE; /* someone is on it, or it moves */
+            kicked = atomic_exchange(&mon_kicked, false);
+            if (!queued()) {
+                quiet = kicked ? 0 : quiet + 1;
+                atomic_store(&exhausted, false);
                 continue;
             }
-            need = (int)atomic_load(&qlen) - P.nsearching;
-            if (need > BATCH)
-                need = BATCH;
-            while (need > 0 && P.nsleeping > 0) {
-                struct worker *w = wake_locked();
-                ctx__futex_wake(&w->word, 1);
-                need--;
+            quiet = 0;
+            if (n_spinning(atomic_load(&state)) > 0 || taken() != t0) {
+                backoff = GRACE; /* someone is on it, or it moves */
+                atomic_store(&exhausted, false);
+                continue;
             }
-            while (need-- > 0) {
-                int rc;
-                ctx__spin_unlock(&pool_lock);
-                rc = grow();
-                ctx__spin_lock(&pool_lock);
-                if (rc) { /* out of threads: try again later */
-                    if (backoff < 100 * CTX_MILLISECOND)
-                        backoff *= 2;
-                    break;
-                }
+            /* It stood still for a GRACE: the workers are stuck. */
+            if (relieve() != 0) { /* out of threads: try again later */
+                atomic_store(&exhausted, true);
+                if (backoff < 100 * CTX_MILLISECOND)
+                    backoff *= 2;
+            } else {
+                atomic_store(&exhausted, false);
                 backoff = GRACE;
             }
         }
     }
+    ctx__thread_exiting();
+    return NULL;
 }
 
-/* Have the monitor watch the queue; 0, or EAGAIN if it cannot start. */
-static int kick(void) CTX_REQUIRES(pool_lock)
+/* Have the monitor watch the queue; start it if it is not running. */
+static void kick(void)
 {
     pthread_t tid;
-    int rc = 0;
+    bool start = false;
 
-    if (P.mon_kicked)
-        return 0;
-    P.mon_kicked = true;
-    if (P.mon_running) {
-        atomic_fetch_add(&mon_word, 1);
-        ctx__futex_wake(&mon_word, 1);
-        return 0;
+    if (atomic_load_explicit(&mon_kicked, memory_order_relaxed) ||
+        atomic_exchange(&mon_kicked, true))
+        return; /* a watch is asked for already */
+    ctx__spin_lock(&mon_lock);
+    if (!mon_running)
+        mon_running = start = true;
+    ctx__spin_unlock(&mon_lock);
+    if (!start) {
+        if (atomic_load(&mon_asleep)) { /* else it looks by itself */
+            atomic_fetch_add(&mon_word, 1);
+            ctx__futex_wake(&mon_word, 1);
+        }
+        return;
     }
-    P.mon_running = true;
-    ctx__spin_unlock(&pool_lock);
-    rc = ctx__thread_start(&tid, monitor_main, NULL);
-    ctx__spin_lock(&pool_lock);
-    if (rc) {
-        P.mon_running = false;
-        P.mon_kicked = false;
+    if (ctx__thread_start(&tid, monitor_main, NULL) != 0) {
+        ctx__spin_lock(&mon_lock);
+        mon_running = false;
+        ctx__spin_unlock(&mon_lock);
+        atomic_store(&mon_kicked, false);
+        /* No monitor: the workers will still come back to the queue. */
     }
-    return rc;
 }
 
 /* ------------------------------------------------------------ submit */
 
-/* Take t back out of the queue; false if a worker already took it. */
-static bool unqueue(struct ctx__task *t) CTX_REQUIRES(pool_lock)
+int ctx__pool_submit(const struct ctx__task *t)
 {
-    struct ctx__task **pp = &P.head, *prev = NULL;
-    for (; *pp; prev = *pp, pp = &(*pp)->next) {
-        if (*pp == t) {
-            *pp = t->next;
-            if (P.tail == &t->next)
-                P.tail = prev ? &prev->next : &P.head;
-            atomic_fetch_sub(&qlen, 1);
-            return true;
-        }
-    }
-    return false;
-}
-
-int ctx__pool_submit(struct ctx__task *t)
-{
-    struct worker *w = NULL;
-    int rc = 0;
+    uint64_t s;
+    int rc;
 
     pthread_once(&init_once, init);
-    t->next = NULL;
-    t->queued_at = ctx__coarse_now();
-    ctx__spin_lock(&pool_lock);
-    *P.tail = t;
-    P.tail = &t->next;
-    atomic_fetch_add_explicit(&qlen, 1, memory_order_relaxed);
-    if (P.nsearching > 0) {
-        ctx__spin_unlock(&pool_lock);
+    s = atomic_load(&state);
+    if (n_threads(s) == 0 ||
+        (n_spinning(s) == 0 && n_idle(s) == 0 &&
+         atomic_load_explicit(&exhausted, memory_order_relaxed))) {
+        /* A thread is needed now (there is none, or every one is stuck
+         * and the monitor could not add one): if none can start, the task
+         * is not queued and the caller hears it. */
+        if ((rc = grow()) != 0)
+            return rc == ENOMEM ? EAGAIN : rc;
+    }
+    if ((rc = push(t)) != 0)
+        return rc;
+    s = atomic_load(&state);
+    if (n_spinning(s) > 0)
         return 0;
-    }
-    if (P.nthreads > 0 && P.nsleeping == P.nthreads) {
-        w = wake_locked();
-        ctx__spin_unlock(&pool_lock);
-        ctx__futex_wake(&w->word, 1);
+    if (n_idle(s) > 0 && n_idle(s) == n_threads(s) && wake_one())
         return 0;
-    }
-    if (P.nthreads > 0 && !starving()) {
-        rc = kick();
-        ctx__spin_unlock(&pool_lock);
-        if (rc == 0)
-            return 0;
-        /* No monitor: this task needs a thread now. */
-    } else if (P.nsleeping > 0) {
-        w = wake_locked();
-        ctx__spin_unlock(&pool_lock);
-        ctx__futex_wake(&w->word, 1);
-        return 0;
-    } else {
-        ctx__spin_unlock(&pool_lock);
-    }
-    rc = grow();
-    if (rc) {
-        bool taken;
-        ctx__spin_lock(&pool_lock);
-        taken = !unqueue(t);
-        ctx__spin_unlock(&pool_lock);
-        if (taken)
-            rc = 0; /* a worker freed up and took it meanwhile */
-    }
-    return rc == ENOMEM ? EAGAIN : rc;
+    kick();
+    return 0;
 }
 
 /* ------------------------------------------------------------ dump */
 
-struct snap {
-    char name[32];
-    int state;
-    ctx_time_t since;
-    const char *what;
-    const void *obj;
-    const void *group;
-};
-
 void ctx__pool_dump(int fd)
 {
-    size_t cap, n = 0, more = 0;
-    struct snap *s;
     ctx_time_t now = ctx__coarse_now();
+    size_t q;
 
     pthread_once(&init_once, init);
-    ctx__spin_lock(&pool_lock);
-    cap = (size_t)P.nthreads + atomic_load(&qlen) + 16;
-    ctx__spin_unlock(&pool_lock);
-    s = ctx__calloc(cap, sizeof *s);
-    if (!s) {
-        dprintf(fd, "libctx: dump: out of memory\n");
-        return;
-    }
-    ctx__spin_lock(&pool_lock);
-    for (struct worker *w = P.workers; w; w = w->next) {
-        struct ctx__task *t = w->current;
-        if (!t)
+    ctx__spin_lock(&workers_lock);
+    for (struct worker *w = workers; w; w = w->next) {
+        uint64_t name[4];
+        const void *g, *obj;
+        const char *what;
+        ctx_time_t since;
+        uint32_t s1, s2;
+        int tries = 0;
+        do {
+            s1 = atomic_load_explicit(&w->dseq, memory_order_acquire);
+            g = atomic_load_explicit(&w->dgroup, memory_order_relaxed);
+            since = atomic_load_explicit(&w->dsince, memory_order_relaxed);
+            for (int i = 0; i < 4; i++)
+                name[i] =
+                    atomic_load_explicit(&w->dname[i], memory_order_relaxed);
+            atomic_thread_fence(memory_order_acquire);
+            s2 = atomic_load_explicit(&w->dseq, memory_order_relaxed);
+        } while ((s1 != s2 || (s1 & 1)) && ++tries < 100);
+        if (!atomic_load(&w->running) || s1 != s2)
             continue;
-        if (n == cap) {
-            more++;
-            continue;
-        }
-        memcpy(s[n].name, t->name, sizeof s[n].name);
-        s[n].state = TASK_RUNNING;
-        s[n].since = t->started_at;
-        s[n].what = atomic_load(&w->note.what);
-        s[n].obj = atomic_load(&w->note.obj);
-        s[n].group = t->g;
-        n++;
-    }
-    for (struct ctx__task *t = P.head; t; t = t->next) {
-        if (n == cap) {
-            more++;
-            continue;
-        }
-        memcpy(s[n].name, t->name, sizeof s[n].name);
-        s[n].state = TASK_QUEUED;
-        s[n].since = t->queued_at;
-        s[n].what = NULL;
-        s[n].group = t->g;
-        n++;
-    }
-    ctx__spin_unlock(&pool_lock);
-    for (size_t i = 0; i < n; i++) {
-        dprintf(fd, "task %-24s group %p %-7s %6lld ms",
-                s[i].name[0] ? s[i].name : "(unnamed)", s[i].group,
-                s[i].state == TASK_RUNNING ? "running" : "queued",
-                (long long)((now - s[i].since) / CTX_MILLISECOND));
-        if (s[i].what)
-            dprintf(fd, "  waiting on %s %p", s[i].what, s[i].obj);
+        what = atomic_load(&w->note.what);
+        obj = atomic_load(&w->note.obj);
+        ((char *)name)[sizeof name - 1] = 0;
+        dprintf(fd, "task %-24s group %p running %6lld ms",
+                ((char *)name)[0] ? (char *)name : "(unnamed)", g,
+                (long long)((now - since) / CTX_MILLISECOND));
+        if (what)
+            dprintf(fd, "  waiting on %s %p", what, obj);
         dprintf(fd, "\n");
     }
-    if (more)
-        dprintf(fd, "... and %zu more tasks\n", more);
-    ctx__free(s);
+    ctx__spin_unlock(&workers_lock);
+    if ((q = queued()) != 0)
+        dprintf(fd, "%zu task(s) queued, not started yet\n", q);
 }

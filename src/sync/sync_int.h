@@ -11,31 +11,30 @@
 
 #include <ctx/ctx.h>
 
-/* Task states, for dumps. */
-#define TASK_QUEUED  1
-#define TASK_RUNNING 2
-
+/*
+ * A task: what to run. The submitter fills one (on its stack) and the pool
+ * copies it into its queue; the worker that runs it copies it out again,
+ * so no task costs an allocation.
+ */
 struct ctx__task {
-    struct ctx__task *next;            /* pool queue; guarded by its lock */
-    void (*run)(struct ctx__task *t);  /* immutable; owns t from then on */
+    void (*run)(struct ctx__task *t);  /* runs the task on a worker */
     void (*lost)(struct ctx__task *t); /* the thread died inside run */
-    struct ctx_group *g;               /* immutable; NULL if not a group's */
-    ctx_task_fn fn;                    /* immutable */
-    void *arg;                         /* immutable */
-    ctx_time_t queued_at;              /* immutable: when submitted */
-    ctx_time_t started_at;             /* written by the worker */
-    char name[32];                     /* immutable */
+    struct ctx_group *g;               /* NULL if not a group's */
+    ctx_task_fn fn;
+    void *arg;
+    char name[32]; /* for dumps; "" if unnamed */
 };
 
 /*
- * Submit `t` to run on a pool thread. Returns 0 (t will run exactly once)
- * or EAGAIN: the pool had to start a thread and could not (t will not run
- * and is still the caller's).
+ * Submit a copy of *t to run once on a pool thread. Returns 0 (it will
+ * run exactly once); EAGAIN if the pool had to start a thread and could
+ * not; ENOMEM if the queue was full and its overflow could not grow. On
+ * error it will not run.
  */
-int ctx__pool_submit(struct ctx__task *t);
+int ctx__pool_submit(const struct ctx__task *t);
 
 /* The task the calling thread is running, or NULL. */
-struct ctx__task *ctx__pool_current(void);
+const struct ctx__task *ctx__pool_current(void);
 
 /* The element size of a channel (chan.c). */
 size_t ctx__chan_elem_size(ctx_chan_t *ch);
