@@ -231,6 +231,8 @@ int64_t ctx__counter_sum(enum ctx__counter k);
 extern atomic_llong ctx__internal_threads;
 extern atomic_llong ctx__pool_threads;
 extern atomic_llong ctx__idle_threads;
+extern atomic_llong ctx__fds;      /* descriptors libctx holds */
+extern atomic_llong ctx__children; /* live subprocesses */
 int64_t ctx__timer_count(void);
 
 /* ------------------------------------------------------------ waiting */
@@ -249,20 +251,23 @@ struct ctx__link {
 
 /*
  * A blocked primitive's registration on a context (semaphore, channel,
- * group limit...): when the context is done, the core sets `bit` in *word
- * and wakes the futex at `word`. It lives on the waiter's stack and costs
+ * group limit, I/O...): when the context is done, the core sets `bit` in
+ * *word and wakes the futex at `word`, and writes to `fd` if there is one
+ * (a thread waiting in poll(2)). It lives on the waiter's stack and costs
  * no allocation.
  *
- *     struct ctx__waitrec w = {.word = &me.state, .bit = CANCELLED};
+ *     struct ctx__waitrec w = {.word = &me.state, .bit = CANCELLED,
+ *                              .fd = -1};
  *     if (ctx__wait_register(c, &w) != 0)   // already done
  *         return ctx_err(c);
  *     ... park on me.state until granted or CANCELLED ...
  *     ctx__wait_unregister(c, &w);          // the core lets go of w
  */
 struct ctx__waitrec {
-    struct ctx__link link; /* the core's */
-    _Atomic uint32_t *word;
+    struct ctx__link link;  /* the core's */
+    _Atomic uint32_t *word; /* NULL: no word to set */
     uint32_t bit;
+    int fd; /* >= 0: an eventfd the cancellation writes 1 to; else -1 */
 };
 
 /*
@@ -272,8 +277,9 @@ struct ctx__waitrec {
  */
 int ctx__wait_register(ctx_t *c, struct ctx__waitrec *w);
 
-/* Undo a registration; after it returns the core no longer touches w. */
-void ctx__wait_unregister(ctx_t *c, struct ctx__waitrec *w);
+/* Undo a registration; after it returns the core no longer touches w.
+ * Returns true if a cancellation had fired it (set the bit, wrote fd). */
+bool ctx__wait_unregister(ctx_t *c, struct ctx__waitrec *w);
 
 /* Futex wait/wake on a 32-bit word (absolute CLOCK_MONOTONIC `until`, or
  * CTX_NO_DEADLINE). Returns 0, ETIMEDOUT, EAGAIN or EINTR; keeps errno. */

@@ -30,6 +30,10 @@ typedef struct ctx_stats {
     int64_t deadline_expiries; /* deadlines that fired */
     int64_t interrupts;        /* forced: thread-interrupt signals sent */
     int64_t kills;             /* forced: processes signalled to stop */
+    int64_t fds;               /* descriptors libctx holds now (ctx_fd
+                                  eventfds, wake-up eventfds of threads
+                                  that waited in ctx/io.h, pidfds, pipes) */
+    int64_t children;          /* live subprocesses (ctx/proc.h) */
 } ctx_stats_t;
 
 /*

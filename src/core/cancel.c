@@ -149,8 +149,12 @@ static void walk(struct ctx *x, struct cancel *cv, struct runq *rq)
             struct ctx__waitrec *wr =
                 ctx__container_of(l, struct ctx__waitrec, link);
             detach(l);
-            atomic_fetch_or(wr->word, wr->bit);
-            ctx__futex_wake_all(wr->word);
+            if (wr->word) {
+                atomic_fetch_or(wr->word, wr->bit);
+                ctx__futex_wake_all(wr->word);
+            }
+            if (wr->fd >= 0)
+                ctx__eventfd_signal(wr->fd);
         } else {
             struct ctx *y = owner_of(l, k);
             uint32_t sy = node_lock(y);

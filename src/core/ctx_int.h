@@ -262,6 +262,7 @@ uint64_t ctx__timer_seq(void);
 ctx_time_t ctx__virtual_now(int *on);
 
 /* Waiting (wait.c). */
+void ctx__eventfd_signal(int fd);
 void ctx__ext_signal(struct ctx_ext *e);
 void ctx__ext_free(struct ctx_ext *e);
 

@@ -120,6 +120,8 @@ static int64_t live_contexts(int64_t by_kind[CTX__KINDS])
 
 atomic_llong ctx__pool_threads;
 atomic_llong ctx__idle_threads;
+atomic_llong ctx__fds;
+atomic_llong ctx__children;
 
 int ctx_stats(ctx_stats_t *out)
 {
@@ -137,6 +139,8 @@ int ctx_stats(ctx_stats_t *out)
     out->deadline_expiries = ctx__counter_sum(CTX__C_EXPIRIES);
     out->interrupts = ctx__counter_sum(CTX__C_INTERRUPTS);
     out->kills = ctx__counter_sum(CTX__C_KILLS);
+    out->fds = atomic_load(&ctx__fds);
+    out->children = atomic_load(&ctx__children);
     return 0;
 }
 

@@ -83,14 +83,16 @@ int ctx__wait_register(ctx_t *c, struct ctx__waitrec *w)
     return 0;
 }
 
-void ctx__wait_unregister(ctx_t *c, struct ctx__waitrec *w)
+bool ctx__wait_unregister(ctx_t *c, struct ctx__waitrec *w)
 {
     /* A cancellation touches w only under c's lock: once we hold it, w is
      * either still linked (ours to unlink) or done with. */
     uint32_t s = node_lock(c);
-    if (atomic_load_explicit(&w->link.pprev, memory_order_relaxed))
+    bool fired = !atomic_load_explicit(&w->link.pprev, memory_order_relaxed);
+    if (!fired)
         link_remove(&w->link);
     node_unlock(c, s);
+    return fired && !(s & K_NOCANCEL);
 }
 
 int ctx__wait_until(ctx_t *c, ctx_time_t until)
@@ -153,9 +155,19 @@ void ctx__ext_signal(struct ctx_ext *e)
     errno = saved;
 }
 
+void ctx__eventfd_signal(int fd)
+{
+    uint64_t one = 1;
+    int saved = errno;
+    if (write(fd, &one, sizeof one) < 0) /* only a full counter: ignore */
+        CTX_ASSERT(errno == EAGAIN);
+    errno = saved;
+}
+
 void ctx__ext_free(struct ctx_ext *e)
 {
     close(e->fd);
+    atomic_fetch_sub(&ctx__fds, 1);
     ctx__text_release(e->why);
     ctx__free(e);
 }
@@ -199,6 +211,7 @@ int ctx_fd(ctx_t *c)
         return -1;
     }
     e->fd = fd;
+    atomic_fetch_add(&ctx__fds, 1);
 
     s = node_lock(c);
     if (s & S_EXT) { /* another thread made one meanwhile */
@@ -208,6 +221,7 @@ int ctx_fd(ctx_t *c)
                          ->fd;
         node_unlock(c, s);
         close(fd);
+        atomic_fetch_sub(&ctx__fds, 1);
         ctx__free(e);
         return theirs;
     }

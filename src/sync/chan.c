@@ -317,6 +317,7 @@ static int do_select(ctx_t *c, ctx_chan_op_t *ops, size_t n,
     atomic_init(&s.word, 0);
     wr.word = &s.word;
     wr.bit = CANCELLED;
+    wr.fd = -1;
     if ((rc = ctx__wait_register(c, &wr)) != 0) {
         unlock_all(order, m);
         return rc;

@@ -251,6 +251,7 @@ static int slow_slot(ctx_group_t *g)
     atomic_init(&w.word, 0);
     wr.word = &w.word;
     wr.bit = CANCELLED;
+    wr.fd = -1;
     if ((rc = ctx__wait_register(g->ctx, &wr)) != 0)
         return rc;
     ctx__lock(&g->mu);
@@ -366,8 +367,10 @@ int ctx_group_wait(ctx_group_t *g)
         if (i % 64 == 0 && ctx__real_now() >= spin_until)
             break;
     for (;;) {
-        uint32_t st = atomic_load(&g->started);
+        /* finished first: then f <= st, and f == st means that when f was
+         * read nothing ran and nothing started until st was read. */
         uint64_t f = atomic_load(&g->finished);
+        uint32_t st = atomic_load(&g->started);
         uint64_t armed =
             (f & 0xffffffffu) | ARMED | ((uint64_t)(st & 0x7fffffffu) << 32);
         if ((uint32_t)f == st)

@@ -666,32 +666,43 @@ static void *monitor_main(void *arg)
     return NULL;
 }
 
-/* Have the monitor watch the queue; start it if it is not running. */
-static void kick(void)
+/* Start the monitor if it is not running: 0, or EAGAIN. */
+static int monitor_up(void)
 {
     pthread_t tid;
     bool start = false;
 
-    if (atomic_load_explicit(&mon_kicked, memory_order_relaxed) ||
-        atomic_exchange(&mon_kicked, true))
-        return; /* a watch is asked for already */
     ctx__spin_lock(&mon_lock);
     if (!mon_running)
         mon_running = start = true;
     ctx__spin_unlock(&mon_lock);
-    if (!start) {
-        if (atomic_load(&mon_asleep)) { /* else it looks by itself */
-            atomic_fetch_add(&mon_word, 1);
-            ctx__futex_wake(&mon_word, 1);
-        }
-        return;
-    }
+    if (!start)
+        return 0;
     if (ctx__thread_start(&tid, monitor_main, NULL) != 0) {
         ctx__spin_lock(&mon_lock);
         mon_running = false;
         ctx__spin_unlock(&mon_lock);
+        return EAGAIN;
+    }
+    return 0;
+}
+
+/* Have the monitor watch the queue. */
+static void kick(void)
+{
+    if (atomic_load_explicit(&mon_kicked, memory_order_relaxed) ||
+        atomic_exchange(&mon_kicked, true))
+        return; /* a watch is asked for already */
+    if (monitor_up() != 0) {
+        /* No monitor: the task is queued; a worker that comes back
+         * takes it. (Submitters make sure of a monitor or a thread
+         * before queueing behind busy workers.) */
         atomic_store(&mon_kicked, false);
-        /* No monitor: the workers will still come back to the queue. */
+        return;
+    }
+    if (atomic_load(&mon_asleep)) { /* else it looks by itself */
+        atomic_fetch_add(&mon_word, 1);
+        ctx__futex_wake(&mon_word, 1);
     }
 }
 
@@ -700,19 +711,22 @@ static void kick(void)
 int ctx__pool_submit(const struct ctx__task *t)
 {
     uint64_t s;
+    bool need;
     int rc;
 
     pthread_once(&init_once, init);
     s = atomic_load(&state);
-    if (n_threads(s) == 0 ||
-        (n_spinning(s) == 0 && n_idle(s) == 0 &&
-         atomic_load_explicit(&exhausted, memory_order_relaxed))) {
-        /* A thread is needed now (there is none, or every one is stuck
-         * and the monitor could not add one): if none can start, the task
-         * is not queued and the caller hears it. */
-        if ((rc = grow()) != 0)
-            return rc == ENOMEM ? EAGAIN : rc;
+    need = n_threads(s) == 0;
+    if (!need && n_spinning(s) == 0 && n_idle(s) == 0) {
+        /* Every worker is busy: the task will wait for one to come back
+         * unless they are stuck, which the monitor watches for. Without
+         * a monitor, or once it found the pool stuck and could not add a
+         * thread, a thread is needed now. */
+        need = atomic_load_explicit(&exhausted, memory_order_relaxed) ||
+               monitor_up() != 0;
     }
+    if (need && (rc = grow()) != 0)
+        return rc == ENOMEM ? EAGAIN : rc; /* not queued: fn never runs */
     if ((rc = push(t)) != 0)
         return rc;
     s = atomic_load(&state);

@@ -48,6 +48,16 @@ static void on_cancel(struct stage *st, ctx_t *gctx)
     ctx_chan_drain(st->in, st->opts.drain, st->opts.arg);
 }
 
+/* The last worker out: what a failed worker left queued is dropped or
+ * drained, the next stage is told (out closed), the stage freed. */
+static void finish(struct stage *st, bool failed)
+{
+    if (failed)
+        ctx_chan_drain(st->in, st->opts.drain, st->opts.arg);
+    ctx_chan_close(st->out);
+    ctx__free(st);
+}
+
 static int worker(ctx_t *gctx, void *arg)
 {
     struct stage *st = arg;
@@ -70,12 +80,8 @@ static int worker(ctx_t *gctx, void *arg)
         }
         ctx__free(elem);
     }
-    if (atomic_fetch_sub(&st->workers, 1) == 1) {
-        if (rc != 0 || ctx_done(gctx)) /* what a failed worker left */
-            ctx_chan_drain(st->in, st->opts.drain, st->opts.arg);
-        ctx_chan_close(st->out);
-        ctx__free(st);
-    }
+    if (atomic_fetch_sub(&st->workers, 1) == 1)
+        finish(st, rc != 0 || ctx_done(gctx));
     return rc;
 }
 
@@ -110,10 +116,15 @@ int ctx_stage_start(ctx_group_t *g, ctx_chan_t *in, ctx_chan_t *out,
         if ((rc = ctx_group_go_opts(g, &go, worker, st)) != 0)
             break;
     if (started < n) {
-        /* Account for the workers that did not start; if none did, the
-         * stage is ours to free. */
-        if (atomic_fetch_sub(&st->workers, n - started) == n - started)
-            ctx__free(st);
+        /* Account for the workers that did not start. If none did, the
+         * stage is ours to free; if some did and have all returned
+         * already, we are the last one out. */
+        if (atomic_fetch_sub(&st->workers, n - started) == n - started) {
+            if (started)
+                finish(st, true);
+            else
+                ctx__free(st);
+        }
         return started ? 0 : rc;
     }
     return 0;

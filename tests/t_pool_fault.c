@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The worker pool failing to start threads (RELIABILITY #14), in a process
+ * of its own: no task has run before, so the first ctx_group_go must start
+ * the pool's first thread, and its failure must be that call's EAGAIN with
+ * nothing run and nothing counted. Then the pool recovers, and a pool
+ * whose workers are all blocked reports EAGAIN or runs what it accepted,
+ * never hanging. The cases depend on their order (definition order).
+ */
+#include "t.h"
+
+#include "internal.h"
+
+static int count_task(ctx_t *c, void *arg)
+{
+    (void)c;
+    atomic_fetch_add((atomic_int *)arg, 1);
+    return 0;
+}
+
+static ctx_stats_t stats(void)
+{
+    ctx_stats_t st;
+    ctx_stats(&st);
+    return st;
+}
+
+/*
+ * Wait (up to 5 s) until every worker of the pool is parked, so that the
+ * next go wakes one rather than asking for the pool to be watched.
+ */
+static int await_idle_pool(void)
+{
+    long long until = t_now_ns() + 5000000000LL;
+    for (;;) {
+        ctx_stats_t st = stats();
+        if (st.idle_threads == st.pool_threads)
+            return 1;
+        if (t_now_ns() > until)
+            return 0;
+        t_sleep_ns(1000000);
+    }
+}
+
+/* ctx_group_go, ctx_group_try_go or ctx_group_go_opts, by i % 3. */
+static int go_some_way(ctx_group_t *g, int i, atomic_int *runs)
+{
+    ctx_go_opts_t o = CTX_GO_OPTS_INIT;
+    o.name = "counted";
+    if (i % 3 == 1)
+        return ctx_group_try_go(g, count_task, runs);
+    if (i % 3 == 2)
+        return ctx_group_go_opts(g, &o, count_task, runs);
+    return ctx_group_go(g, count_task, runs);
+}
+
+/*
+ * A pool that has no thread yet cannot start one: every way of starting
+ * a task returns EAGAIN, the task never runs, no task is counted and no
+ * thread is left. The same when the first worker's record cannot be
+ * allocated (a sweep, once and for good, until the go succeeds). Then the
+ * group works.
+ */
+T_CASE(cold_pool_thread_start_fails)
+{
+    ctx_group_t *g;
+    atomic_int runs = 0;
+    ctx_stats_t st = stats();
+    long h0 = ctx__fault_hits(CTX__FAULT_THREAD_CREATE), sites = -1;
+
+    T_EQ(st.pool_threads, 0); /* nothing started a task before */
+    T_EQ(st.internal_threads, 0);
+    T_OK(ctx_group_new(ctx_background(), &g));
+
+    ctx__fault_arm(CTX__FAULT_THREAD_CREATE, 1, 0);
+    T_ERR(ctx_group_go(g, count_task, &runs), EAGAIN);
+    ctx__fault_disarm_all();
+    T_EQ(ctx__fault_hits(CTX__FAULT_THREAD_CREATE) - h0, 1);
+
+    ctx__fault_arm(CTX__FAULT_THREAD_CREATE, 1, 1);
+    for (int i = 0; i < 6; i++)
+        T_ERR(go_some_way(g, i, &runs), EAGAIN);
+    ctx__fault_disarm_all();
+    T_GE(ctx__fault_hits(CTX__FAULT_THREAD_CREATE) - h0, 7);
+    t_sleep_ns(10000000LL);
+    T_EQ(atomic_load(&runs), 0); /* no refused task ran */
+    st = stats();
+    T_EQ(st.tasks, 0);
+    T_EQ(st.pool_threads, 0);
+    T_EQ(st.internal_threads, 0);
+
+    /* The first allocations of the first go: the worker's record (and,
+     * with tasks that are allocated, the task's). */
+    for (long n = 1; n <= 8 && sites < 0; n++) {
+        for (int persistent = 1; persistent >= 0; persistent--) {
+            int rc;
+            ctx__fault_arm(CTX__FAULT_ALLOC, n, persistent);
+            rc = ctx_group_go(g, count_task, &runs);
+            ctx__fault_disarm_all();
+            if (rc == 0) {
+                T_EQ(persistent, 1); /* once fails if persistent did */
+                sites = n - 1;
+                break;
+            }
+            T_TRUE(rc == ENOMEM || rc == EAGAIN);
+        }
+    }
+    T_GE(sites, 0);
+    printf("  first ctx_group_go of the process: %ld allocation site(s)\n",
+           sites);
+
+    T_OK(ctx_group_wait(g));
+    T_EQ(atomic_load(&runs), 1); /* only the one accepted */
+    ctx_group_free(g);
+    st = stats();
+    T_EQ(st.tasks, 0);
+    T_EQ(st.pool_threads, 1);
+
+    T_TRUE(await_idle_pool());
+    T_OK(ctx_group_new(ctx_background(), &g));
+    T_OK(ctx_group_go(g, count_task, &runs));
+    T_OK(ctx_group_wait(g));
+    T_EQ(atomic_load(&runs), 2);
+    ctx_group_free(g);
+    T_TRUE(await_idle_pool());
+}
+
+/* ------------------------------------------------------------ blocked */
+
+struct gate {
+    ctx_sem_t *s; /* one unit, taken while shut */
+    ctx_t *c;     /* what the blocked tasks wait with */
+    atomic_int started;
+};
+
+static int blocker(ctx_t *c, void *arg)
+{
+    struct gate *gt = arg;
+    int rc;
+    (void)c;
+    atomic_fetch_add(&gt->started, 1);
+    rc = ctx_sem_acquire(gt->s, gt->c, 1);
+    if (rc == 0)
+        ctx_sem_release(gt->s, 1); /* for the next one */
+    return rc;
+}
+
+static int opener(ctx_t *c, void *arg)
+{
+    struct gate *gt = arg;
+    (void)c;
+    ctx_sem_release(gt->s, 1);
+    return 0;
+}
+
+/*
+ * Block every worker of the pool on the gate: start blocked tasks until
+ * at least `min` have started and no worker is idle. Returns how many.
+ */
+static int block_all_workers(ctx_group_t *g, struct gate *gt, int min)
+{
+    int n = 0;
+    do {
+        long long until = t_now_ns() + 5000000000LL;
+        if (ctx_group_go(g, blocker, gt) != 0)
+            return -1;
+        n++;
+        while (atomic_load(&gt->started) < n && t_now_ns() < until)
+            t_sleep_ns(100000);
+        if (atomic_load(&gt->started) < n)
+            return -1;
+        t_sleep_ns(1000000); /* let spinning workers go idle */
+    } while ((n < min || stats().idle_threads > 0) && n < 64);
+    return n;
+}
+
+/*
+ * The only worker is blocked on a gate that a task still to be started
+ * opens, and the next thread start fails once (a new worker's, or the
+ * thread that watches for blocked workers). The go reports EAGAIN, or it
+ * accepted the opener, which must then start although every worker is
+ * blocked ("a blocked task never keeps another from starting"): the
+ * blocked task waits 3 s at most, then fails the group with ETIMEDOUT.
+ */
+T_CASE(opener_starts_though_a_thread_start_failed)
+{
+    ctx_group_t *g;
+    struct gate gt;
+    ctx_stats_t st;
+    long long t0;
+    int rc, wrc, n;
+
+    T_TRUE(await_idle_pool());
+    st = stats();
+    if (st.pool_threads != 1 || st.internal_threads != st.pool_threads) {
+        printf("  skipped: needs one idle worker and no other thread (run "
+               "the cases in order)\n");
+        return;
+    }
+    atomic_init(&gt.started, 0);
+    T_OK(ctx_sem_new(1, &gt.s));
+    T_TRUE(ctx_sem_try_acquire(gt.s, 1));
+    T_OK(ctx_with_timeout(ctx_background(), 3 * CTX_SECOND, &gt.c));
+    T_OK(ctx_group_new(ctx_background(), &g));
+    n = block_all_workers(g, &gt, 1);
+    T_EQ(n, 1);
+
+    ctx__fault_arm(CTX__FAULT_THREAD_CREATE, 1, 0);
+    rc = ctx_group_go(g, opener, &gt);
+    ctx__fault_disarm_all();
+    t0 = t_now_ns();
+    if (rc == EAGAIN)
+        ctx_sem_release(gt.s, 1); /* refused: open it ourselves */
+    else
+        T_EXPECT_ERR(rc, 0);
+    wrc = ctx_group_wait(g);
+    printf("  go %s, the gate opened after %.1f ms\n",
+           rc == EAGAIN ? "refused" : "accepted",
+           (double)(t_now_ns() - t0) / 1e6);
+    /* ETIMEDOUT: the opener did not start while the worker was blocked */
+    T_EXPECT_ERR(wrc, 0);
+    ctx_group_free(g);
+    ctx_release(gt.c);
+    ctx_sem_free(gt.s);
+}
+
+/*
+ * Every worker blocked and no thread can start, for good: each go returns
+ * EAGAIN (once the queue has stood still, the pool needs a thread it
+ * cannot make) or is accepted. The accepted tasks run once the blocked
+ * ones are released, still with no thread able to start; the wait
+ * returns; after the fault, go works again.
+ */
+T_CASE(all_workers_blocked_thread_start_fails)
+{
+    ctx_group_t *g;
+    struct gate gt;
+    atomic_int runs = 0;
+    int n, accepted = 0, refused = 0;
+
+    atomic_init(&gt.started, 0);
+    T_OK(ctx_sem_new(1, &gt.s));
+    T_TRUE(ctx_sem_try_acquire(gt.s, 1));
+    gt.c = ctx_background();
+    T_OK(ctx_group_new(ctx_background(), &g));
+    /* Two at least: the second one needs a new thread, so the pool has
+     * watched for blocked workers (and grown) before the fault. */
+    n = block_all_workers(g, &gt, 2);
+    T_GE(n, 2);
+
+    ctx__fault_arm(CTX__FAULT_THREAD_CREATE, 1, 1);
+    for (int i = 0; i < 400 && !refused; i++) {
+        int rc = go_some_way(g, i, &runs);
+        if (rc == 0)
+            accepted++;
+        else if (rc == EAGAIN)
+            refused++;
+        else
+            T_ERR(rc, EAGAIN);
+        t_sleep_ns(250000);
+    }
+    T_EQ(atomic_load(&runs), 0); /* no worker was free to run them */
+    ctx_sem_release(gt.s, 1);    /* the blocked tasks return... */
+    T_OK(ctx_group_wait(g));     /* ...and run the accepted ones */
+    ctx__fault_disarm_all();
+    T_EQ(atomic_load(&runs), accepted);
+    printf("  %d workers blocked: %d go accepted, then EAGAIN\n", n, accepted);
+    T_GT(refused, 0); /* the pool needed a thread and could not make one */
+    ctx_group_free(g);
+
+    T_OK(ctx_group_new(ctx_background(), &g));
+    T_OK(ctx_group_go(g, count_task, &runs));
+    T_OK(ctx_group_wait(g));
+    T_EQ(atomic_load(&runs), accepted + 1);
+    ctx_group_free(g);
+    ctx_sem_free(gt.s);
+}
