@@ -361,5 +361,7 @@ static inline int ctx__err_inline(const ctx_t *c)
 #include <ctx/group.h>
 #include <ctx/sync.h>
 #include <ctx/chan.h>
+#include <ctx/io.h>
+#include <ctx/sig.h>
 
 #endif /* CTX_CTX_H */
