@@ -363,5 +363,6 @@ static inline int ctx__err_inline(const ctx_t *c)
 #include <ctx/chan.h>
 #include <ctx/io.h>
 #include <ctx/sig.h>
+#include <ctx/proc.h>
 
 #endif /* CTX_CTX_H */
