@@ -364,5 +364,6 @@ static inline int ctx__err_inline(const ctx_t *c)
 #include <ctx/io.h>
 #include <ctx/sig.h>
 #include <ctx/proc.h>
+#include <ctx/force.h>
 
 #endif /* CTX_CTX_H */
