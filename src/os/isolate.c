@@ -69,8 +69,8 @@ struct request {
 };
 
 struct reply {
-    int kind; /* 1: started (with a pidfd), 2: ended */
-    int status;
+    int kind;   /* 1: started (with a pidfd), 2: ended, 3: no fork */
+    int status; /* 1: the pid; 2: its wait status; 3: the errno */
 };
 
 static ctx__mutex_t zmu = CTX__MUTEX_INIT;
@@ -237,7 +237,7 @@ static _Noreturn void helper_main(int sock, pid_t parent)
                     close(fds[1]);
                 }
             } else {
-                struct reply rp = {2, W_EXITCODE(127, 0)};
+                struct reply rp = {3, errno == ENOMEM ? ENOMEM : EAGAIN};
                 send_fds(fds[1], &rp, sizeof rp, NULL, 0);
                 close(fds[1]);
             }
@@ -388,6 +388,10 @@ int ctx_isolate(ctx_t *c, ctx_isolated_fn fn, const void *in, size_t in_len,
     /* The worker's pidfd first: the one way to kill it. */
     if ((rc = next_reply(sp[0], &rp, &pidfd)) != 0)
         goto out;
+    if (rp.kind == 3) { /* the helper could not fork a worker */
+        rc = rp.status;
+        goto out;
+    }
     if (rp.kind == 1) {
         struct pollfd pf = {sp[0], POLLIN, 0};
         ctx__note_wait("isolated call", c);
