@@ -32,11 +32,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -253,6 +255,44 @@ static void *t__watchdog(void *arg)
     return NULL;
 }
 
+/* CTX_TEST_STORM=restart|intr: a SIGALRM every millisecond for the whole
+ * run, its handler installed with or without SA_RESTART (RELIABILITY:
+ * EINTR). Every test must pass under it exactly as without. */
+static atomic_long t__storm_hits;
+
+static void t__storm_handler(int sig)
+{
+    (void)sig;
+    atomic_fetch_add_explicit(&t__storm_hits, 1, memory_order_relaxed);
+}
+
+static int t__storm(int on)
+{
+    const char *s = getenv("CTX_TEST_STORM");
+    struct itimerval it = {{0, 1000}, {0, 1000}};
+    struct sigaction sa;
+
+    if (!s || !*s)
+        return 0;
+    if (!on) {
+        memset(&it, 0, sizeof it);
+        setitimer(ITIMER_REAL, &it, NULL);
+        return 1;
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = t__storm_handler;
+    sa.sa_flags = strcmp(s, "restart") == 0 ? SA_RESTART : 0;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGALRM, &sa, NULL) != 0 ||
+        setitimer(ITIMER_REAL, &it, NULL) != 0) {
+        perror("t.h: storm");
+        exit(2);
+    }
+    printf("storm: SIGALRM every 1 ms, handler %s SA_RESTART\n",
+           sa.sa_flags ? "with" : "without");
+    return 1;
+}
+
 static int t__selected(const char *name, int argc, char **argv)
 {
     int any = 0;
@@ -291,6 +331,7 @@ int main(int argc, char **argv)
         t__fd_baseline = t_fd_count() - (int)st0.fds;
     }
     t__thread_baseline = t_thread_count();
+    t__storm(1);
 
     for (int k = 0; k < t__ncases; k++) {
         long long t0;
@@ -310,6 +351,14 @@ int main(int argc, char **argv)
                    (double)(t_now_ns() - t0) / 1e6);
             passed++;
         }
+    }
+
+    if (t__storm(0)) {
+        /* A storm that never hit proves nothing. */
+        long hits = atomic_load(&t__storm_hits);
+        printf("storm: %ld signals handled\n", hits);
+        if (hits == 0 && passed + failed > 0)
+            failed++;
     }
 
     /* Nothing may outlive the tests. */

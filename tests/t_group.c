@@ -326,7 +326,8 @@ T_CASE(names_show_in_dump)
     t_sleep_ns(2000000);
     T_OK(ctx_dump(fds[1]));
     close(fds[1]);
-    n = read(fds[0], buf, sizeof buf - 1);
+    while ((n = read(fds[0], buf, sizeof buf - 1)) < 0 && errno == EINTR)
+        ;
     close(fds[0]);
     T_GT(n, 0);
     buf[n] = 0;
@@ -380,7 +381,7 @@ static int call_pthread_exit(ctx_t *c, void *arg)
  * in release builds the group sees ECANCELED instead of hanging. */
 T_CASE(pthread_exit_in_a_task_is_caught)
 {
-    pid_t pid;
+    pid_t pid, wr;
     int status;
 #ifdef T_TSAN
     return; /* TSan cannot start threads after a multi-threaded fork */
@@ -397,7 +398,9 @@ T_CASE(pthread_exit_in_a_task_is_caught)
         _exit(rc == ECANCELED ? 0 : 3);
     }
     T_GT(pid, 0);
-    T_EQ(waitpid(pid, &status, 0), pid);
+    while ((wr = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+        ;
+    T_EQ(wr, pid);
 #ifdef CTX_DEBUG
     T_TRUE(WIFSIGNALED(status));
     T_EQ(WTERMSIG(status), SIGABRT);

@@ -166,6 +166,8 @@ static void *do_drain(void *p)
     char buf[4096];
     while (d->got < d->want) {
         ssize_t r = read(d->fd, buf, sizeof buf);
+        if (r < 0 && errno == EINTR)
+            continue;
         if (r <= 0)
             break;
         d->got += (size_t)r;

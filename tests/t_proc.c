@@ -31,6 +31,26 @@ static const char *helper(const char *name)
     return path;
 }
 
+/* Strings that live through a case: a ring of buffers. */
+static char *fmt(const char *f, ...)
+{
+    static char ring[16][256];
+    static int next;
+    char *b = ring[next++ % 16];
+    va_list ap;
+    va_start(ap, f);
+    vsnprintf(b, sizeof ring[0], f, ap);
+    va_end(ap);
+    return b;
+}
+
+/* A sleeper's tag, its seconds: about a minute, and unique to this process
+ * and case, so that runs side by side never count each other's. */
+static char *tag(int n)
+{
+    return fmt("61.%05d%03d", (int)(getpid() % 100000), n);
+}
+
 /* Processes alive (not zombies) whose command line is `sleep <tag>`. */
 static int alive_tagged(const char *tag)
 {
@@ -111,9 +131,8 @@ T_CASE(exit_statuses)
 T_CASE(spawn_errors_leave_nothing)
 {
     char *none[] = {"/no/such/program", NULL},
-         *nope[] = {"no-such-prog-x", NULL},
-         *notexec[] = {NULL, NULL}, *empty[] = {NULL},
-         *t[] = {"true", NULL};
+         *nope[] = {"no-such-prog-x", NULL}, *notexec[] = {NULL, NULL},
+         *empty[] = {NULL}, *t[] = {"true", NULL};
     ctx_proc_opts_t o = CTX_PROC_OPTS_INIT;
     ctx_proc_t *p = (ctx_proc_t *)&p;
     ctx_t *c;
@@ -323,7 +342,7 @@ T_CASE(working_directory)
 
 T_CASE(cancel_terminates)
 {
-    char *argv[] = {"sleep", "61.101", NULL};
+    char *argv[] = {"sleep", tag(101), NULL};
     ctx_proc_opts_t o = CTX_PROC_OPTS_INIT;
     ctx_proc_t *p;
     ctx_t *c;
@@ -333,7 +352,7 @@ T_CASE(cancel_terminates)
     T_OK(ctx_with_cancel(ctx_background(), &c));
     T_OK(ctx_proc_spawn(c, &o, &p));
     t_sleep_ns(20000000LL);
-    T_EQ(alive_tagged("61.101"), 1);
+    T_EQ(alive_tagged(tag(101)), 1);
     t0 = t_now_ns();
     ctx_cancel(c);
     T_ERR(ctx_proc_wait(p, &st), ECANCELED);
@@ -344,12 +363,12 @@ T_CASE(cancel_terminates)
     T_ERR(ctx_proc_signal(p, SIGTERM), ESRCH); /* never after the wait */
     ctx_proc_free(p);
     ctx_release(c);
-    T_EQ(alive_tagged("61.101"), 0);
+    T_EQ(alive_tagged(tag(101)), 0);
 }
 
 T_CASE(term_ignored_then_killed_in_time)
 {
-    char *argv[] = {"sh", "-c", "trap '' TERM; sleep 61.102", NULL};
+    char *argv[] = {"sh", "-c", fmt("trap '' TERM; sleep %s", tag(102)), NULL};
     ctx_proc_opts_t o = CTX_PROC_OPTS_INIT;
     ctx_proc_t *p;
     ctx_t *c;
@@ -368,7 +387,7 @@ T_CASE(term_ignored_then_killed_in_time)
     T_EQ(WTERMSIG(st), SIGKILL);
     T_GE(dt, 200LL * 1000000LL);
     T_LT(dt, 250LL * 1000000LL); /* wait delay + 50 ms */
-    T_EQ(alive_tagged("61.102"), 0);
+    T_EQ(alive_tagged(tag(102)), 0);
     ctx_proc_free(p);
     ctx_release(c);
 }
@@ -378,8 +397,9 @@ T_CASE(escaped_descendants_are_killed)
     /* setsid, a double fork, a background job, and the child itself;
      * stdout captured and held by all of them. */
     char *argv[] = {"sh", "-c",
-                    "setsid sleep 61.201 & (sleep 61.202 &) ; "
-                    "sleep 61.203 & exec sleep 61.204",
+                    fmt("setsid sleep %s & (sleep %s &) ; "
+                        "sleep %s & exec sleep %s",
+                        tag(201), tag(202), tag(203), tag(204)),
                     NULL};
     ctx_proc_opts_t o = CTX_PROC_OPTS_INIT;
     ctx_proc_t *p;
@@ -391,22 +411,22 @@ T_CASE(escaped_descendants_are_killed)
     o.wait_delay = 300 * CTX_MILLISECOND;
     T_OK(ctx_with_cancel(ctx_background(), &c));
     T_OK(ctx_proc_spawn(c, &o, &p));
-    for (int i = 0; i < 100 && (alive_tagged("61.201") == 0 ||
-                                alive_tagged("61.202") == 0);
+    for (int i = 0; i < 100 && (alive_tagged(tag(201)) == 0 ||
+                                alive_tagged(tag(202)) == 0);
          i++)
         t_sleep_ns(10000000LL);
-    T_EQ(alive_tagged("61.201") + alive_tagged("61.202") +
-             alive_tagged("61.203") + alive_tagged("61.204"),
+    T_EQ(alive_tagged(tag(201)) + alive_tagged(tag(202)) +
+             alive_tagged(tag(203)) + alive_tagged(tag(204)),
          4);
     t0 = t_now_ns();
     ctx_cancel(c);
     T_ERR(ctx_proc_wait(p, &st), ECANCELED);
     dt = t_now_ns() - t0;
     T_LT(dt, 350LL * 1000000LL);
-    T_EQ(alive_tagged("61.201"), 0);
-    T_EQ(alive_tagged("61.202"), 0);
-    T_EQ(alive_tagged("61.203"), 0);
-    T_EQ(alive_tagged("61.204"), 0);
+    T_EQ(alive_tagged(tag(201)), 0);
+    T_EQ(alive_tagged(tag(202)), 0);
+    T_EQ(alive_tagged(tag(203)), 0);
+    T_EQ(alive_tagged(tag(204)), 0);
     ctx_proc_free(p);
     ctx_release(c);
 }
@@ -415,8 +435,9 @@ T_CASE(grandchild_holding_the_pipe)
 {
     /* Not cancelled: the child exits at once, a grandchild in a session
      * of its own keeps stdout open for a minute. */
-    char *argv[] = {"sh", "-c", "setsid sleep 61.301 & echo hi", NULL};
-    char *kill_it[] = {"pkill", "-f", "sleep 61.301", NULL};
+    char *argv[] = {"sh", "-c", fmt("setsid sleep %s & echo hi", tag(301)),
+                    NULL};
+    char *kill_it[] = {"pkill", "-f", fmt("sleep %s", tag(301)), NULL};
     ctx_proc_opts_t o = CTX_PROC_OPTS_INIT;
     ctx_proc_t *p;
     int st;
@@ -439,7 +460,7 @@ T_CASE(grandchild_holding_the_pipe)
 
 T_CASE(deadline_kills)
 {
-    char *argv[] = {"sleep", "61.401", NULL};
+    char *argv[] = {"sleep", tag(401), NULL};
     ctx_proc_opts_t o = CTX_PROC_OPTS_INIT;
     ctx_t *c;
     int st;
@@ -452,7 +473,7 @@ T_CASE(deadline_kills)
 
 T_CASE(free_without_wait_reaps)
 {
-    char *argv[] = {"sleep", "61.501", NULL};
+    char *argv[] = {"sleep", tag(501), NULL};
     ctx_proc_opts_t o = CTX_PROC_OPTS_INIT;
     ctx_proc_t *p;
     o.argv = argv;
@@ -460,13 +481,13 @@ T_CASE(free_without_wait_reaps)
     T_EQ(children(), 1);
     ctx_proc_free(p);
     T_EQ(children(), 0);
-    T_EQ(alive_tagged("61.501"), 0);
+    T_EQ(alive_tagged(tag(501)), 0);
 }
 
 T_CASE(foreground_signals_only_the_child)
 {
-    char *argv[] = {"sh", "-c", "sleep 61.601 & wait", NULL};
-    char *kill_it[] = {"pkill", "-f", "sleep 61.601", NULL};
+    char *argv[] = {"sh", "-c", fmt("sleep %s & wait", tag(601)), NULL};
+    char *kill_it[] = {"pkill", "-f", fmt("sleep %s", tag(601)), NULL};
     ctx_proc_opts_t o = CTX_PROC_OPTS_INIT;
     ctx_proc_t *p;
     ctx_t *c;
@@ -479,7 +500,7 @@ T_CASE(foreground_signals_only_the_child)
     t_sleep_ns(50000000LL);
     ctx_cancel(c);
     T_ERR(ctx_proc_wait(p, &st), ECANCELED);
-    T_EQ(alive_tagged("61.601"), 1); /* as timeout --foreground */
+    T_EQ(alive_tagged(tag(601)), 1); /* as timeout --foreground */
     ctx_proc_free(p);
     ctx_release(c);
     o = (ctx_proc_opts_t)CTX_PROC_OPTS_INIT;

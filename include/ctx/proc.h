@@ -44,8 +44,7 @@ typedef struct ctx_proc ctx_proc_t;
 
 /* What a standard stream of the child is (or a descriptor >= 0 to give). */
 #define CTX_PROC_INHERIT (-1) /* the caller's own: the default */
-#define CTX_PROC_PIPE    (-2) /* a pipe; the caller's end: ctx_proc_stdin() ... \
-                               */
+#define CTX_PROC_PIPE    (-2) /* a pipe; our end: ctx_proc_stdin() etc. */
 #define CTX_PROC_NULL    (-3) /* /dev/null */
 #define CTX_PROC_CAPTURE (-4) /* stdout/stderr: collected by ctx_proc_wait */
 
