@@ -18,13 +18,24 @@
 #ifndef CTX_BENCH_H
 #define CTX_BENCH_H
 
+#include <ctx/ctx.h>
+
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #define KEEP(v) __asm__ volatile("" : : "r"(v) : "memory")
+
+/* The program's name in messages. */
+#ifndef BENCH_NAME
+#define BENCH_NAME "bench"
+#endif
 
 /* Names are prefixed with this (e.g. "static." for the static build). */
 #ifndef BENCH_PREFIX
@@ -113,29 +124,144 @@ static inline void *bench_par_thread(void *p)
     return NULL;
 }
 
+enum { BENCH_THREADS = 2 };
+
+/* One run: 2 threads each run body(n), released at once; the wall time. */
+static inline double bench_run_parallel(bench_loop_fn body, void *arg, long n)
+{
+    struct bench_par bp = {.body = body, .arg = arg, .n = n};
+    pthread_t t[BENCH_THREADS];
+    double t0;
+    for (int i = 0; i < BENCH_THREADS; i++)
+        if (pthread_create(&t[i], NULL, bench_par_thread, &bp) != 0)
+            abort();
+    while (atomic_load(&bp.ready) != BENCH_THREADS)
+        ;
+    t0 = bench_now();
+    atomic_store_explicit(&bp.go, 1, memory_order_release);
+    for (int i = 0; i < BENCH_THREADS; i++)
+        pthread_join(t[i], NULL);
+    return bench_now() - t0;
+}
+
 /* 2 threads each run body(n) at once: wall time / total operations. */
 static inline double bench_per_op_parallel(bench_loop_fn body, void *arg)
 {
-    enum { THREADS = 2 };
     long n = 1;
     for (;;) {
-        struct bench_par bp = {.body = body, .arg = arg, .n = n};
-        pthread_t t[THREADS];
-        double t0, dt;
-        for (int i = 0; i < THREADS; i++)
-            if (pthread_create(&t[i], NULL, bench_par_thread, &bp) != 0)
-                abort();
-        while (atomic_load(&bp.ready) != THREADS)
-            ;
-        t0 = bench_now();
-        atomic_store_explicit(&bp.go, 1, memory_order_release);
-        for (int i = 0; i < THREADS; i++)
-            pthread_join(t[i], NULL);
-        dt = bench_now() - t0;
+        double dt = bench_run_parallel(body, arg, n);
         if (dt >= 5e8)
-            return dt / ((double)n * THREADS);
+            return dt / ((double)n * BENCH_THREADS);
         n = bench_next_n(n, dt, 1e4);
     }
+}
+
+/* ------------------------------------------------------------ helpers */
+
+_Noreturn static inline void die(const char *what)
+{
+    fprintf(stderr, "%s: %s\n", BENCH_NAME, what);
+    abort();
+}
+
+static inline void warn(const char *what)
+{
+    fprintf(stderr, "%s: warning: %s\n", BENCH_NAME, what);
+}
+
+static inline ctx_t *child_of(ctx_t *parent)
+{
+    ctx_t *c;
+    if (ctx_with_cancel(parent, &c) != 0)
+        die("ctx_with_cancel failed");
+    return c;
+}
+
+static inline void futex_wait(atomic_int *word, int val)
+{
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static inline void futex_wake(atomic_int *word, int n)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+static inline void sleep_us(long us)
+{
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/*
+ * Whether thread `tid` of this process is asleep (state S): a waiter that
+ * has announced itself and is asleep is parked in the kernel.
+ */
+static inline int thread_sleeping(pid_t tid)
+{
+    char path[64], buf[512], *p;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    f = fopen(path, "r");
+    if (!f)
+        return 0;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] == 'S';
+}
+
+/* ------------------------------------------------------------ sections */
+
+/* A program's sections, run by name from the command line (all when it
+ * names none), in the table's order. */
+struct bench_section {
+    const char *name;
+    void (*run)(void);
+};
+
+/* 0 if every argument names a section; else prints the usage: 2. */
+static inline int bench_check_args(int argc, char **argv,
+                                   const struct bench_section *s, size_t n)
+{
+    for (int i = 1; i < argc; i++) {
+        size_t k = 0;
+        while (k < n && strcmp(argv[i], s[k].name) != 0)
+            k++;
+        if (k == n) {
+            fprintf(stderr, "usage: %s", argv[0]);
+            for (k = 0; k < n; k++)
+                fprintf(stderr, "%s%s", k ? "|" : " [", s[k].name);
+            fprintf(stderr, "]...\n");
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* Whether the command line asks for section `name`. */
+static inline int bench_wanted(int argc, char **argv, const char *name)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return 1;
+    return argc == 1;
+}
+
+/* Run the sections the command line names; 2 on a bad name, else 0. */
+static inline int bench_run(int argc, char **argv,
+                            const struct bench_section *s, size_t n)
+{
+    if (bench_check_args(argc, argv, s, n))
+        return 2;
+    for (size_t k = 0; k < n; k++)
+        if (bench_wanted(argc, argv, s[k].name))
+            s[k].run();
+    return 0;
 }
 
 #endif /* CTX_BENCH_H */

@@ -10,6 +10,7 @@
  * <value> <unit>" lines. Every libctx call is checked; a failure aborts.
  */
 #define _GNU_SOURCE
+#define BENCH_NAME "bench_ctx"
 #include "bench.h"
 
 #include <ctx/ctx.h>
@@ -21,63 +22,6 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-static void die(const char *what)
-{
-    fprintf(stderr, "bench_ctx: %s\n", what);
-    abort();
-}
-
-static void warn(const char *what)
-{
-    fprintf(stderr, "bench_ctx: warning: %s\n", what);
-}
-
-static ctx_t *child_of(ctx_t *parent)
-{
-    ctx_t *c;
-    if (ctx_with_cancel(parent, &c) != 0)
-        die("ctx_with_cancel failed");
-    return c;
-}
-
-static void futex_wait(atomic_int *word, int val)
-{
-    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
-}
-
-static void futex_wake(atomic_int *word, int n)
-{
-    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
-}
-
-static void sleep_us(long us)
-{
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
-/*
- * Whether thread `tid` of this process is asleep (state S): a waiter that
- * has announced itself and is asleep is parked in the kernel.
- */
-static int thread_sleeping(pid_t tid)
-{
-    char path[64], buf[512], *p;
-    FILE *f;
-    size_t n;
-
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-    f = fopen(path, "r");
-    if (!f)
-        return 0;
-    n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    p = strrchr(buf, ')');
-    return p && p[1] == ' ' && p[2] == 'S';
-}
 
 /* ------------------------------------------------------------ poll */
 
@@ -537,36 +481,15 @@ static void bench_latency(void)
 
 /* ------------------------------------------------------------ main */
 
-static const struct section {
-    const char *name;
-    void (*run)(void);
-} sections[] = {
+static const struct bench_section sections[] = {
     {"poll", bench_poll}, {"pair", bench_pair}, {"tree", bench_tree},
     {"wake", bench_wake}, {"mem", bench_mem},   {"latency", bench_latency},
 };
 
 int main(int argc, char **argv)
 {
-    size_t ns = sizeof sections / sizeof sections[0];
-
-    for (int i = 1; i < argc; i++) {
-        size_t k = 0;
-        while (k < ns && strcmp(argv[i], sections[k].name) != 0)
-            k++;
-        if (k == ns) {
-            fprintf(stderr, "usage: %s [poll|pair|tree|wake|mem|latency]...\n",
-                    argv[0]);
-            return 2;
-        }
-    }
-    for (size_t k = 0; k < ns; k++) {
-        int want = argc == 1;
-        for (int i = 1; i < argc; i++)
-            if (strcmp(argv[i], sections[k].name) == 0)
-                want = 1;
-        if (want)
-            sections[k].run();
-    }
+    if (bench_run(argc, argv, sections, sizeof sections / sizeof *sections))
+        return 2;
     if (ctx_leak_check(CTX_SECOND) != 0)
         die("contexts leaked");
     return 0;

@@ -5,14 +5,18 @@
 usage: summarize.py --ctx DIR --peers DIR [--out FILE] [--command TEXT]
                     [--peers-reused 0|1]
 
---ctx holds run1/, run2/, ... each with ctx.txt and ctx-static.txt
-("RESULT name value unit" lines from bench_ctx / bench_ctx_static);
---peers holds the peers' run1/, run2/, ... as ../shared/peers/run.sh
-writes them (parsed with that directory's summarize.py). Every figure is
-the median over the runs. Writes Markdown to --out and prints it.
+--ctx holds run1/, run2/, ... each with ctx.txt, ctx-static.txt, sync.txt
+and os.txt ("RESULT name value unit" lines from bench_ctx,
+bench_ctx_static, bench_sync and bench_os), go-chan.txt and go-exec.txt
+(`go test -bench` output of bench/go) and sync-attempts.txt (the
+disturbance of each bench_sync attempt); --peers holds the
+peers' run1/, run2/, ... as ../shared/peers/run.sh writes them (parsed
+with that directory's summarize.py). Every figure is the median over the
+runs. Writes Markdown to --out and prints it.
 """
 import argparse
 import datetime
+import glob
 import importlib.util
 import os
 import platform
@@ -43,10 +47,12 @@ def load_ctx(root):
     vals = defaultdict(list)
     runs = sorted(d for d in os.listdir(root) if d.startswith("run"))
     for r in runs:
-        for fn in ("ctx.txt", "ctx-static.txt"):
+        for fn in ("ctx.txt", "ctx-static.txt", "sync.txt", "os.txt"):
             p = os.path.join(root, r, fn)
             if os.path.exists(p):
                 P.parse_result(p, "ctx", vals)
+        for p in sorted(glob.glob(os.path.join(root, r, "go-*.txt"))):
+            P.parse_go(p, vals)  # bench/go: channels, exec, as ("go", ...)
     return vals, len(runs)
 
 
@@ -54,7 +60,8 @@ class Figures:
     def __init__(self, ctx_dir, peers_dir):
         self.vals, self.ctx_runs = load_ctx(ctx_dir)
         pv, self.peer_runs = P.load(peers_dir)
-        self.vals.update(pv)
+        for k, v in pv.items():
+            self.vals[k].extend(v)
         self.med = {k: statistics.median(v) for k, v in self.vals.items()}
 
     def get(self, src, name, unit):
@@ -68,6 +75,15 @@ class Figures:
         if os.path.exists(p):
             P.parse_result(p, "x", vals)
         v = vals.get(("x", name, unit))
+        return v[0] if v else None
+
+    @staticmethod
+    def run_go_value(root, i, name, unit):
+        """One run's Go figure, from root/run<i>/go-*.txt."""
+        vals = defaultdict(list)
+        for p in glob.glob(os.path.join(root, f"run{i}", "go-*.txt")):
+            P.parse_go(p, vals)
+        v = vals.get(("go", name, unit))
         return v[0] if v else None
 
 
@@ -172,6 +188,113 @@ WAKE = [
     (1000, None, ("cpp", "wake.n=1000.total", "ns"), None),
 ]
 WAKE_TARGET = 1.2
+
+
+# The sync layer beside Go: label, libctx figure, Go figure, an optional
+# second Go figure (shown in brackets), and the target: a bound on the
+# libctx figure in the same unit, "go" (at most Go's figure), or None.
+GO_CTX = " (in a `select` with `ctx.Done()`: {})"
+SYNC = [
+    ("group: `ctx_group_new` + 1000 × `ctx_group_go`(no-op) + "
+     "`ctx_group_wait` + `ctx_group_free` [ns/task] (Go: errgroup, no limit)",
+     ("group.nolimit", "ns/task"), ("go", "Errgroup/nolimit", "ns/task"),
+     None, 150),
+    ("the same with `ctx_group_set_limit(g, 2)` [ns/task] (Go: "
+     "`SetLimit(2)`)",
+     ("group.limit=2", "ns/task"), ("go", "Errgroup/limit=2", "ns/task"),
+     None, "go"),
+    ("first error → `ctx_group_wait` returns, 1000 siblings parked in "
+     "`ctx_wait` [ns, median]",
+     ("group.first_error", "ns"),
+     ("go", "ErrgroupFirstError", "ns/first-error-to-wait"), None, 100e3),
+    ("semaphore acquire+release, capacity 1, 1 thread [ns/op]",
+     ("sem.uncontended", "ns/op"), ("go", "SemaphoreUncontended", "ns/op"),
+     None, 15),
+    ("semaphore, capacity 1, 2 threads contending [ns/op, wall/total ops]",
+     ("sem.contended.parallel", "ns/op"),
+     ("go", "SemaphoreContended", "ns/op"), None, "go"),
+    ("semaphore, 2 threads, capacity never exhausted [ns/op, wall/total "
+     "ops]",
+     ("sem.nowait.parallel", "ns/op"),
+     ("go", "SemaphoreParallelNoWait", "ns/op"), None, None),
+    ("limiter: `ctx_limiter_allow`, token available [ns/op]",
+     ("rate.allow", "ns/op"), ("go", "RateAllow", "ns/op"), None, 30),
+    ("limiter: `ctx_limiter_wait`, token available, live cancellable "
+     "context [ns/op]",
+     ("rate.wait", "ns/op"), ("go", "RateWait", "ns/op"), None, 40),
+    ("channel, buffered (capacity 128): 1 producer thread → 1 consumer "
+     "thread [ns/element]",
+     ("chan.buffered.cap=128", "ns/elem"), ("go", "ChanBuffered", "ns/op"),
+     ("go", "ChanBufferedCtx", "ns/op"), None),
+    ("channel, rendezvous (capacity 0): 1 producer thread → 1 consumer "
+     "thread [ns/element]",
+     ("chan.rendezvous", "ns/elem"), ("go", "ChanUnbuffered", "ns/op"),
+     ("go", "ChanUnbufferedCtx", "ns/op"), None),
+    ("select: receive from 2 buffered channels (128) + a context, "
+     "1 producer [ns/element]",
+     ("chan.select2.cap=128", "ns/elem"), ("go", "ChanSelect2", "ns/op"),
+     None, None),
+]
+
+
+def go_allocs(F, name):
+    b, n = F.get("go", name, "B/op"), F.get("go", name, "allocs/op")
+    if b is None or n is None or (b == 0 and n == 0):
+        return ""
+    return f" ({b:.0f} B, {n:.0f} allocs)"
+
+
+def sync_rows(F):
+    rows = []
+    for label, mine, go, go_alt, target in SYNC:
+        v = F.get("ctx", *mine)
+        gv = F.get(*go)
+        cell = fmt(gv) + go_allocs(F, go[1]) if gv is not None else "—"
+        if go_alt and F.get(*go_alt) is not None:
+            cell += GO_CTX.format(fmt(F.get(*go_alt)))
+        if target is None:
+            ttext, ok = "—", "—"
+        elif target == "go":
+            ttext = "≤ Go"
+            ok = met(v, gv) if gv is not None else "no Go figure"
+        else:
+            ttext = f"≤ {target:g}" if target < 1e4 else f"≤ {fmt(target)}"
+            ok = met(v, target)
+        rows.append([label, fmt(v), cell, fmt_ratio(ratio(v, gv)), ttext,
+                     ok])
+    return rows
+
+
+def os_rows(F):
+    g = F.get
+    rows = []
+    for label, mine, go in [
+            ("spawn + wait `/bin/true`, `ctx_background()` [ns] (Go: "
+             "`exec.Command(...).Run()`)", "spawn.true.ctx", "ExecTrue"),
+            ("the same under a context with a deadline, watched while "
+             "waiting [ns] (Go: `exec.CommandContext`)",
+             "spawn.true.ctx_deadline", "ExecTrueContext")]:
+        v, gv = g("ctx", mine, "ns"), g("go", go, "ns/op")
+        rows.append([label, fmt(v), fmt(gv), fmt_ratio(ratio(v, gv)),
+                     fmt(g("ctx", "spawn.true.posix_spawn", "ns")), "—",
+                     "—"])
+    v = g("ctx", "killafter.overshoot", "ns")
+    rows.append(["kill-after: a child ignoring SIGTERM, wait delay 100 ms: "
+                 "`ctx_cancel` to `ctx_proc_wait` returning, less the delay "
+                 "[median of 20]", fmt(v), "—", "—", "—", "< 50 ms",
+                 met(v, 50e6)])
+    v = g("ctx", "killafter.overshoot_max", "ns")
+    rows.append(["the same, worst of 20", fmt(v), "—", "—", "—", "< 50 ms",
+                 met(v, 50e6)])
+    v, raw = (g("ctx", "read.ready.ctx_pair_ns", "ns"),
+              g("ctx", "read.ready.raw_pair_ns", "ns"))
+    rows.append(["1-byte `write` + `ctx_read` on a pipe, data ready "
+                 "[ns/pair] (floor: `write` + `read`)", fmt(v), "—", "—",
+                 fmt(raw), "—", "—"])
+    v = g("ctx", "read.ready.ctx_deadline_pair_ns", "ns")
+    rows.append(["the same, a live context with a deadline [ns/pair]",
+                 fmt(v), "—", "—", fmt(raw), "—", "—"])
+    return rows
 
 
 def compare_rows(F, spec, prefix=""):
@@ -363,6 +486,115 @@ def main():
     L += ["", f"(The floor with both threads pinned to one CPU: {fmt(fws)}.)",
           ""]
 
+    L += ["## Structured concurrency", "",
+          "The sync layer (`bench_sync`, linked against `libctx.so`) beside "
+          "Go 1.19's x/sync errgroup and semaphore and x/time/rate (the "
+          "peers' `peers_test.go`, run by `../shared/peers/run.sh` in this "
+          "invocation) and Go's channels (`bench/go/chan_test.go`, "
+          "GOMAXPROCS=2, run right after `bench_sync` in each run). The "
+          "ratio is libctx / Go (below 1: libctx is faster).", ""]
+    L += table(["operation", "libctx", "Go", "ratio", "target", "met?"],
+               sync_rows(F))
+    L += ["", "Disturbance, run by run: the load average (1, 5, 15 min) "
+          "just before `bench_sync`, and the share of the 2 CPUs that other "
+          "processes (and the hypervisor) took while it ran, in its worst "
+          "section (group, sem, rate, chan, firsterr). `bench/run.sh` runs "
+          "it again, up to 3 times, while that share is above 5 %, and "
+          "keeps the least disturbed attempt. (The load average counts "
+          "runnable threads, including the bursts of 1000-10 000 threads of "
+          "`bench_ctx`'s wake rows and of the first-error row.)", ""]
+    drows = []
+    for i in range(1, F.ctx_runs + 1):
+        tries = [ln.split() for ln in read_lines(
+            os.path.join(a.ctx, f"run{i}", "sync-attempts.txt")) if ln]
+        tries = [t for t in tries if len(t) >= 2]
+        if not tries:
+            drows.append([str(i), "?", "?", "?"])
+            continue
+        best = min(tries, key=lambda t: float(t[1]))
+        drows.append([str(i), " ".join(best[2:5]),
+                      f"{100 * float(best[1]):.1f} %",
+                      f"{best[0]} of {len(tries)}"
+                      + (" (others: " + ", ".join(
+                          f"{100 * float(t[1]):.0f} %" for t in tries
+                          if t is not best) + ")" if len(tries) > 1 else "")])
+    L += table(["run", "load average before", "others' CPU share, worst "
+                "section", "attempt kept"], drows)
+    L.append("")
+    L += ["Go's semaphore and errgroup allocate per operation (B/op, "
+          "allocs/op in brackets); libctx's semaphore, limiter and channel "
+          "operations allocate nothing. A libctx channel operation always "
+          "takes a context (every blocking call is cancellable), so Go's "
+          "figure for the same send/receive inside a `select` with "
+          "`ctx.Done()` is given in brackets; the ratio is against plain "
+          "Go channels.", ""]
+    hp = F.vals.get(("ctx", "sem.contended.holds_per_handoff", "holds"))
+    if hp:
+        L += ["Contended semaphore: in `bench_sync`'s untimed check (2 "
+              "threads × 10^6 holds of the semaphore of 1), a thread held it "
+              f"{statistics.median(hp):.0f} times in a row on average "
+              f"(runs: {', '.join(f'{x:.0f}' for x in hp)}) before the other "
+              "got it: the fast path lets a releasing thread take the unit "
+              "back while the other is still spinning, not yet queued. Go's "
+              "semaphore hands the unit to its queued waiter at every "
+              "release, so its row is a hand-over per operation; the two "
+              "figures measure different schedules, and libctx's moves with "
+              "how often the threads alternate.", ""]
+
+    L += ["### First error vs the futex floor", "",
+          "With threads, the first error has to wake the failing task's "
+          "thread and then 1000 parked threads; Go wakes goroutines. "
+          "\"raw futex, interleaved\" is the same event done by "
+          "`bench_sync` with plain `FUTEX_WAIT` threads, alternating with "
+          "the libctx repetitions (a thread on a trigger word, released, "
+          "does `FUTEX_WAKE(INT_MAX)` on the word 1000 threads wait on; "
+          "every thread counts down and the last wakes the main thread). "
+          "The floor's rows are `floor.c`'s, from the peers' run: "
+          "`futex_wake_all.n=1000` (1000 parked threads, one wake-all) and "
+          "`futex_wake_to_return` (one thread).", ""]
+    fe = g("ctx", "group.first_error", "ns")
+    fraw = g("ctx", "group.first_error_futex_inline", "ns")
+    fl = g("floor", "futex_wake_all.n=1000.total", "ns")
+    fl1 = g("floor", "futex_wake_to_return", "ns")
+    gofe = g("go", "ErrgroupFirstError", "ns/first-error-to-wait")
+    L += table(["libctx", "raw futex, interleaved", "libctx / raw",
+                "floor futex_wake_all n=1000", "floor futex_wake_to_return",
+                "libctx / (sum of both floors)", "Go", "target"],
+               [[fmt(fe), fmt(fraw), fmt_ratio(ratio(fe, fraw)), fmt(fl),
+                 fmt(fl1),
+                 fmt_ratio(ratio(fe, fl + fl1 if fl and fl1 else None)),
+                 fmt(gofe), "≤ 100 µs"]])
+    L += ["", "Run by run:", ""]
+    frows = []
+    for i in range(1, max(F.ctx_runs, F.peer_runs) + 1):
+        v = F.run_value(a.ctx, i, "sync.txt", "group.first_error", "ns")
+        raw = F.run_value(a.ctx, i, "sync.txt",
+                          "group.first_error_futex_inline", "ns")
+        flr = F.run_value(a.peers, i, "floor.txt",
+                          "futex_wake_all.n=1000.total", "ns")
+        gor = F.run_go_value(a.peers, i, "ErrgroupFirstError",
+                             "ns/first-error-to-wait")
+        frows.append([str(i), fmt(v), fmt(raw), fmt_ratio(ratio(v, raw)),
+                      fmt(flr), fmt(gor)])
+    L += table(["run", "libctx", "raw futex, interleaved", "libctx / raw",
+                "floor futex_wake_all n=1000", "Go"], frows)
+    L.append("")
+
+    L += ["## The OS boundary", "",
+          "`bench_os` (linked against `libctx.so`): subprocesses beside Go "
+          "1.19's `os/exec` (`bench/go/exec_test.go`, GOMAXPROCS=2, run "
+          "right after `bench_os` in each run) and the floor, "
+          "`posix_spawn` + `waitpid`; the kill-after precision; and what "
+          "`ctx_read` adds to a read that finds its data ready.", ""]
+    L += table(["operation", "libctx", "Go", "ratio", "floor", "target",
+                "met?"], os_rows(F))
+    L += ["", "A `ctx_read` or `ctx_write` that finds its descriptor ready is "
+          "one system call (`preadv2`/`pwritev2` with `RWF_NOWAIT`, no "
+          "`poll` first): counted with `strace -c` over 5000 of each, on a "
+          "pipe and a socket, with and without a deadline, by the test "
+          "`t_io_syscalls` in `make check`. The difference from `read` "
+          "is that call's own cost.", ""]
+
     L += ["## Shared vs static library", "",
           "The same program linked against `libctx.a` (`bench_ctx_static`)."
           " The difference is the cost of calls through the PLT (and of "
@@ -410,6 +642,40 @@ def main():
           "`/proc` in 20 uncounted warm-up samples).",
           "- memory: see above. Peer rows are defined in "
           "`../shared/peers/BASELINES.md`.",
+          "- groups: each iteration is one group as Go's `benchErrgroup` "
+          "(parent `ctx_background()`, 1000 × `ctx_group_go` of a task "
+          "that returns 0, `ctx_group_wait` checked 0, the group's context "
+          "checked done, `ctx_group_free`); ns/task = ns per group / 1000. "
+          "Before timing, 20 groups of counting tasks check that every task "
+          "runs exactly once, sees the context live, and that no more than "
+          "2 run at once under the limit.",
+          "- first error: a fresh group per repetition; 1000 tasks announce "
+          "themselves and park in `ctx_wait(c, CTX_NO_DEADLINE)` on the "
+          "group's context, a 1001st parks on a futex word and returns EIO "
+          "once it is released; after all have announced, 3 ms + 2 µs per "
+          "task to park (Go: 3 ms; an untimed warm-up also checks in "
+          "`/proc` that every task thread is asleep). Timed: releasing the "
+          "trigger (store + `FUTEX_WAKE`) to `ctx_group_wait` returning; "
+          "checked: it returns EIO and all 1000 siblings saw their context "
+          "cancelled. Median of 20 (Go: `-benchtime 20x`), after one "
+          "warm-up that also grows the pool to 1001 threads.",
+          "- semaphore: `ctx_sem_acquire(s, ctx_background(), 1)` + "
+          "`ctx_sem_release(s, 1)` (Go: `Acquire(context.Background(), 1)` "
+          "+ `Release(1)`), capacity 1 (1 thread; 2 threads) or 2^20 (2 "
+          "threads). Before timing, 2 threads × 10^6 holds check that "
+          "the semaphore of 1 never has two holders.",
+          "- limiter: `ctx_limiter_new(1e10, 2^30)` as Go's "
+          "`NewLimiter(1e10, 1<<30)`: a token is always there but the "
+          "refill arithmetic and a clock read run on every call; every "
+          "`ctx_limiter_allow` is checked true, every `ctx_limiter_wait` "
+          "(on a live child of `ctx_background()`) checked 0.",
+          "- channels: 8-byte elements (Go: `chan int`), a live "
+          "cancellable context on every libctx call; a producer thread "
+          "(Go: goroutine) started inside the timed run sends 0..n-1, the "
+          "calling thread receives and checks each value in order (for "
+          "select: evens on one channel, odds on the other, each in "
+          "order); ns per element; each row first moves 100 000 elements "
+          "untimed.",
           "- Wake and latency figures on a 2-vCPU VM move by several × "
           "between runs (see the peers' caveats): compare them only within "
           "one run, as the ratios here do.", ""]

@@ -288,6 +288,38 @@ void ctx__futex_wake(_Atomic uint32_t *word, int n);
 void ctx__futex_wake_all(_Atomic uint32_t *word);
 
 /*
+ * Parking with an announced sleeper, for words one thread waits on and
+ * another completes (a semaphore grant, a channel hand-over): the waiter
+ * sets `parked` in the word before it sleeps, and the completer makes the
+ * wake system call only if it finds that bit, so a hand-over to a waiter
+ * still spinning costs no system call.
+ *
+ * ctx__park: sleep while *word == v, after adding `parked` to it; returns
+ * at once if the word changed first (the caller looks at it again).
+ * ctx__unpark: add `bits` (release) and wake the sleeper if there is one.
+ * Wakes through the address only: the waiter may be gone when it runs,
+ * and a stray wake of a reused address is harmless (waiters recheck).
+ */
+void ctx__park(_Atomic uint32_t *word, uint32_t v, uint32_t parked);
+
+static inline void ctx__unpark(_Atomic uint32_t *word, uint32_t bits,
+                               uint32_t parked)
+{
+    if (atomic_fetch_or_explicit(word, bits, memory_order_acq_rel) & parked)
+        ctx__futex_wake(word, 1);
+}
+
+/* One iteration of a spin-wait: PAUSE on x86, YIELD on arm64. */
+static inline void ctx__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+/*
  * What the calling thread is blocked on, for ctx_dump: the pool points
  * ctx__note at its worker's record; blocking primitives of every layer
  * note what they wait for (a static string and the object) and clear it.

@@ -151,6 +151,9 @@ T_CASE(no_signal_after_the_region)
         T_OK(ctx_interrupt_begin(c, &reg));
         for (volatile int k = 0; k < 500; k++)
             ;
+        if (i % 16 == 0) /* now and then, surely inside: signals fly */
+            while (!ctx_done(c))
+                sched_yield();
         ctx_interrupt_end(reg);
         sigpending(&pend);
         if (sigismember(&pend, SIGURG))
@@ -172,11 +175,11 @@ T_CASE(no_signal_after_the_region)
     atomic_store(&r.stop, 1);
     pthread_join(t, NULL);
     T_EQ(stray, 0);
-    /* The race was run: some cancels landed inside a region. */
+    /* Cancels landed inside regions: every 16th surely, others by chance. */
     ctx_stats(&s1);
     printf("     %ld signals sent in %ld regions\n",
            (long)(s1.interrupts - s0.interrupts), n);
-    T_TRUE(n < 1000 || s1.interrupts > s0.interrupts);
+    T_GE(s1.interrupts - s0.interrupts, (n + 15) / 16);
 }
 
 T_CASE(interrupt_bad_input)

@@ -60,6 +60,13 @@ static void world_open(struct world *w)
     T_OK(ctx_chan_new(16, sizeof(long), &w->out));
     while (atomic_load(&w->runs) < 1)
         t_sleep_ns(10000); /* the task has run: the pool is warm */
+    for (;;) { /* and has returned: the sweep compares live task counts */
+        ctx_stats_t s;
+        T_OK(ctx_stats(&s));
+        if (s.tasks == 0)
+            break;
+        t_sleep_ns(10000);
+    }
 }
 
 /*

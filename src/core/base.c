@@ -234,15 +234,6 @@ void ctx__thread_exiting(void)
 
 /* ------------------------------------------------------------ spinning */
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ volatile("yield");
-#endif
-}
-
 /*
  * Wait until `busy_bit` is clear in *v: a short spin (the holder is most
  * likely running on the other core), then yield between looks, then sleep
@@ -255,7 +246,7 @@ void ctx__spin_wait(atomic_uint *v, unsigned busy_bit)
         if (!(atomic_load_explicit(v, memory_order_relaxed) & busy_bit))
             return;
         if (i < 64) {
-            cpu_relax();
+            ctx__cpu_relax();
         } else if (i < 256) {
             sched_yield();
         } else {

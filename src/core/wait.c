@@ -64,6 +64,16 @@ void ctx__futex_wake_all(_Atomic uint32_t *word)
     ctx__futex_wake(word, INT_MAX);
 }
 
+void ctx__park(_Atomic uint32_t *word, uint32_t v, uint32_t parked)
+{
+    if (!(v & parked)) {
+        if (!atomic_compare_exchange_strong(word, &v, v | parked))
+            return; /* it changed: the caller looks again */
+        v |= parked;
+    }
+    ctx__futex_wait(word, v, CTX_NO_DEADLINE);
+}
+
 /* ------------------------------------------------------------ waitrec */
 
 int ctx__wait_register(ctx_t *c, struct ctx__waitrec *w)

@@ -28,7 +28,9 @@
  * waitrec); nothing takes them the other way round.
  *
  * Blocked callers spin on their word for a few microseconds before they
- * park: a partner on the other CPU usually arrives within that.
+ * park: a partner on the other CPU usually arrives within that. A waiter
+ * that parks says so (PARKED) first, and a completer makes the wake system
+ * call only then: a hand-over to a spinning partner costs no system call.
  */
 #include "sync_int.h"
 
@@ -38,6 +40,7 @@
 #define CLAIMED    1u
 #define READY      2u
 #define CANCELLED  4u
+#define PARKED     8u /* the waiter sleeps on the futex: wake it */
 #define SELECT_MAX 64
 #define SPIN_FOR   (20 * CTX_MICROSECOND)
 
@@ -131,23 +134,28 @@ static struct cw *q_claim(struct waitq *q)
 {
     struct cw *w;
     while ((w = q->head) != NULL) {
-        uint32_t zero = 0;
+        uint32_t v = atomic_load_explicit(&w->sel->word, memory_order_relaxed);
         q_remove(q, w);
-        if (atomic_compare_exchange_strong(&w->sel->word, &zero, CLAIMED))
-            return w;
+        /* Only PARKED may be set in a live case's word. */
+        while (!(v & ~PARKED))
+            if (atomic_compare_exchange_weak(&w->sel->word, &v, v | CLAIMED))
+                return w;
         /* claimed by another channel, or cancelled: a stale case */
     }
     return NULL;
 }
 
-/* Complete a claimed case; returns the word to wake (after unlocking). */
+/* Complete a claimed case; returns the word to wake (after unlocking), or
+ * NULL when its waiter is not asleep. */
 static _Atomic uint32_t *complete(struct cw *w, int result)
 {
     struct sel *s = w->sel;
     s->chosen = w->idx;
     s->result = result;
-    atomic_fetch_or_explicit(&s->word, READY, memory_order_release);
-    return &s->word; /* s may be gone once we unlock: address only */
+    if (atomic_fetch_or_explicit(&s->word, READY, memory_order_acq_rel) &
+        PARKED)
+        return &s->word; /* s may be gone once we unlock: address only */
+    return NULL;
 }
 
 static inline char *slot(ctx_chan_t *ch, size_t i)
@@ -339,15 +347,18 @@ static int do_select(ctx_t *c, ctx_chan_op_t *ops, size_t n,
                    n == 1 ? (const void *)ops[0].ch : (const void *)ops);
     {
         ctx_time_t until = ctx__real_now() + SPIN_FOR;
-        for (unsigned i = 1; !(atomic_load(&s.word) & (READY | CANCELLED)); i++)
+        for (unsigned i = 1; !(atomic_load(&s.word) & (READY | CANCELLED));
+             i++) {
+            ctx__cpu_relax();
             if (i % 64 == 0 && ctx__real_now() >= until)
                 break;
+        }
     }
     for (;;) {
         v = atomic_load_explicit(&s.word, memory_order_acquire);
         if ((v & READY) || ((v & CANCELLED) && !(v & CLAIMED)))
             break;
-        ctx__futex_wait(&s.word, v, CTX_NO_DEADLINE);
+        ctx__park(&s.word, v, PARKED);
     }
     ctx__note_done();
 

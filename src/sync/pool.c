@@ -59,6 +59,7 @@
 #include "sync_int.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,15 +370,23 @@ static bool wake_one(void)
     return w != NULL;
 }
 
+/*
+ * Watch the queue for SPIN_FOR. Every 64 looks the spinner also offers its
+ * CPU to other runnable threads (sched_yield: a system call that returns
+ * at once when there are none), so that a burst of woken threads, e.g.
+ * a thousand tasks returning at a cancel, is not slowed by a spinner
+ * waiting for work they are about to stop doing.
+ */
 static void spin(void)
 {
     ctx_time_t until = ctx__real_now() + SPIN_FOR;
     for (unsigned i = 1; !queued(); i++) {
-        if (i % 64 == 0 && ctx__real_now() >= until)
-            return;
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
+        if (i % 64 == 0) {
+            if (ctx__real_now() >= until)
+                return;
+            sched_yield();
+        }
+        ctx__cpu_relax();
     }
 }
 
