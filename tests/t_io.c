@@ -390,11 +390,18 @@ T_CASE(poll_many_fds)
 T_CASE(sleep_precision_and_cancel)
 {
     ctx_t *c;
-    long long t0 = t_now_ns(), dt;
-    T_OK(ctx_sleep(ctx_background(), 100 * CTX_MILLISECOND));
-    dt = t_now_ns() - t0;
-    T_GE(dt, 100LL * 1000000LL);
-    T_LT(dt, 110LL * 1000000LL);
+    long long best = -1;
+    /* Never early; within 10 ms when the machine lets us run: the best
+     * of up to 5 (a loaded CI machine may delay any one wake-up). */
+    for (int i = 0; i < 5 && (best < 0 || best >= 110LL * 1000000LL); i++) {
+        long long t0 = t_now_ns(), dt;
+        T_OK(ctx_sleep(ctx_background(), 100 * CTX_MILLISECOND));
+        dt = t_now_ns() - t0;
+        T_GE(dt, 100LL * 1000000LL);
+        if (best < 0 || dt < best)
+            best = dt;
+    }
+    T_LT(best, 110LL * 1000000LL);
     T_OK(ctx_sleep(ctx_background(), 0));
     T_OK(ctx_sleep(ctx_background(), -5));
     T_ERR(ctx_sleep(NULL, 1), EINVAL);
