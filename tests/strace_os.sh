@@ -26,4 +26,5 @@ check wait eventfd2 ENOMEM
 check isolate memfd_create ENOMEM
 check isolate socketpair EMFILE
 check isolate clone EAGAIN
+check signal clone3 EAGAIN
 exit "$fail"

@@ -8,14 +8,19 @@
  *   os_fault spawn     posix_spawn, pipes, pidfd_open
  *   os_fault wait      a ctx_read that must wait (the thread's eventfd)
  *   os_fault isolate   ctx_isolate (socketpair, memfd, the helper's fork)
+ *   os_fault signal    ctx_signal_init + ctx_signal_notify (the signal
+ *                      thread; signals are taken with sigwaitinfo, there
+ *                      is no signalfd to fail)
  */
 #define _GNU_SOURCE
 #include <ctx/ctx.h>
 #include <ctx/force.h>
 #include <ctx/proc.h>
+#include <ctx/sig.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -69,12 +74,28 @@ static int isolate_once(void)
     return rc ? rc : (r.value == 7 ? 0 : EIO);
 }
 
+static int signal_once(void)
+{
+    int sigs[] = {SIGHUP}, rc;
+    ctx_t *c;
+    if ((rc = ctx_signal_init()) != 0)
+        return rc;
+    if ((rc = ctx_signal_notify(ctx_background(), sigs, 1, &c)) != 0)
+        return rc;
+    if (ctx_err(c) != 0) /* no SIGHUP came: it must be live */
+        rc = EIO;
+    ctx_cancel(c);
+    ctx_release(c);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
     int (*op)(void) = strcmp(mode, "spawn") == 0     ? spawn_once
                       : strcmp(mode, "wait") == 0    ? wait_once
                       : strcmp(mode, "isolate") == 0 ? isolate_once
+                      : strcmp(mode, "signal") == 0  ? signal_once
                                                      : NULL;
     ctx_stats_t st;
     int first, then;
