@@ -298,9 +298,9 @@ struct scall {
     int pending; /* batches not yet back: the watch, the finish */
     int finish_tag;
     pthread_t handler;
-    ctx_time_t deadline; /* of c, CTX_NO_DEADLINE if none */
-    int err;             /* c's error when the handler saw it end */
-    long long ended_ns;
+    ctx_time_t deadline;   /* of c, CTX_NO_DEADLINE if none */
+    int err;               /* c's error when the handler saw it end */
+    atomic_llong ended_ns; /* published after err */
 };
 
 static struct {
@@ -310,7 +310,7 @@ static struct {
     int port, new_tag, shutdown_tag;
     struct scall *next; /* the call being requested */
     struct scall *calls[64];
-    int ncalls;
+    atomic_int ncalls; /* published after calls[ncalls - 1] */
 } cs;
 
 static void request_next(void)
@@ -329,8 +329,8 @@ static void *handle(void *p)
     struct scall *sc = p;
     grpc_op ops[2];
     ctx_wait(sc->c, 30 * CTX_SECOND);
-    sc->ended_ns = t_now_ns();
     sc->err = ctx_err(sc->c);
+    sc->ended_ns = t_now_ns();
     memset(ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
     ops[1].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
@@ -373,18 +373,24 @@ static void *server_loop(void *arg)
                 sc->deadline = CTX_NO_DEADLINE;
             ctx_grpc_server_watch(sc->c, sc->call, &sc->watch);
             sc->pending = 2;
-            cs.calls[cs.ncalls++] = sc;
+            cs.calls[cs.ncalls] = sc;
+            cs.ncalls = cs.ncalls + 1; /* the loop is its only writer */
             pthread_create(&sc->handler, NULL, handle, sc);
             request_next();
             continue;
         }
         for (int i = 0; i < cs.ncalls; i++) {
             struct scall *sc = cs.calls[i];
-            if (ev.tag == sc->watch) {
+            if (sc->watch && ev.tag == sc->watch) {
+                /* Freed there: its address may come back for another. */
                 ctx_grpc_server_closed(sc->watch, ev.success);
+                sc->watch = NULL;
                 call_done(sc);
-            } else if (ev.tag == &sc->finish_tag) {
+                break;
+            }
+            if (ev.tag == &sc->finish_tag) {
                 call_done(sc);
+                break;
             }
         }
     }
