@@ -382,6 +382,7 @@ T_CASE(decompression_bomb_killed_at_deadline)
     char why[128];
     ctx_t *c;
     long long t0, full, dt;
+    int rc;
 
     T_OK(make_bomb(&bomb, 12000, 12000));
     printf("  bomb: %zu bytes for 12000x12000\n", bomb.n);
@@ -401,14 +402,20 @@ T_CASE(decompression_bomb_killed_at_deadline)
     }
     t0 = t_now_ns();
     T_OK(ctx_with_timeout(ctx_background(), 150 * CTX_MILLISECOND, &c));
-    T_ERR(decode_png(c, bomb.p, bomb.n, &img, why, sizeof why), ETIMEDOUT);
+    rc = decode_png(c, bomb.p, bomb.n, &img, why, sizeof why);
     dt = t_now_ns() - t0;
     ctx_release(c);
+    free(bomb.p);
     printf("  full decode %.0f ms; with a 150 ms deadline back after %.1f ms\n",
            full / 1e6, dt / 1e6);
+    T_ERR(rc, ETIMEDOUT);
     T_GE(dt, 149000000LL);
-    T_LT(dt, 150000000LL + 500000000LL);
-    free(bomb.p);
+    /* Cut short: back long before the whole decode would have ended (about
+     * 150 ms against 1.3-2.4 s on an idle machine). A machine starved of
+     * CPU (a shared VM under other builds saw the whole decode take 21 s)
+     * slows both; how fast a kill returns is measured on its own below. */
+    T_LT(dt, full / 3);
+    T_LT(dt, 150000000LL + 10000000000LL);
 }
 
 struct canceller {
