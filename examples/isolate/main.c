@@ -10,6 +10,14 @@
  * SIGTERM) stops the run at once, killing the decoder at work. Exit
  * status: 0 if every file decoded, 1 if some did not, 2 for bad usage,
  * 130 when interrupted.
+ *
+ * DESIGN
+ *
+ * ctx_isolate_init comes first, while the program has one thread: the
+ * decoder's processes are forked from that copy, with no lock held.
+ * ctx_signal_init follows, before libctx starts a thread, so SIGINT and
+ * SIGTERM reach only the run's context: each file's context is a child of
+ * it, so a signal kills the decoder at work and the loop stops.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "decode.h"

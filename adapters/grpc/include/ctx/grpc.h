@@ -73,6 +73,9 @@ CTX_API int ctx_grpc_unary(ctx_t *c, grpc_channel *ch, const char *method,
                            const void *req, size_t req_len, void **resp,
                            size_t *resp_len, ctx_grpc_status_t *st);
 
+/* A call bound to a context (ctx_grpc_bind). */
+typedef struct ctx_grpc_bind ctx_grpc_bind_t;
+
 /*
  * ctx_grpc_bind - cancel `call` (with status CANCELLED, or
  * DEADLINE_EXCEEDED for a deadline) when `c` ends: for calls made with
@@ -85,7 +88,6 @@ CTX_API int ctx_grpc_unary(ctx_t *c, grpc_channel *ch, const char *method,
  * Returns: 0 and the binding in *out.
  * Errors: EINVAL if c, call or out is NULL; ENOMEM.
  */
-typedef struct ctx_grpc_bind ctx_grpc_bind_t;
 CTX_API int ctx_grpc_bind(ctx_t *c, grpc_call *call, ctx_grpc_bind_t **out);
 
 /*
@@ -108,6 +110,9 @@ CTX_API void ctx_grpc_unbind(ctx_grpc_bind_t *b);
 CTX_API int ctx_grpc_server_ctx(ctx_t *parent, const grpc_call_details *details,
                                 ctx_t **out);
 
+/* The watch of an incoming call for the client's cancellation. */
+typedef struct ctx_grpc_watch ctx_grpc_watch_t;
+
 /*
  * ctx_grpc_server_watch - watch the incoming `call` for the client's
  * cancellation: starts a GRPC_OP_RECV_CLOSE_ON_SERVER batch whose tag is
@@ -119,7 +124,6 @@ CTX_API int ctx_grpc_server_ctx(ctx_t *parent, const grpc_call_details *details,
  * Errors: EINVAL if c, call or out is NULL, or gRPC refused the batch
  * (the call already has one); ENOMEM.
  */
-typedef struct ctx_grpc_watch ctx_grpc_watch_t;
 CTX_API int ctx_grpc_server_watch(ctx_t *c, grpc_call *call,
                                   ctx_grpc_watch_t **out);
 
