@@ -39,4 +39,29 @@ cmake -S "$src/tests/lint/consumer" -B "$tmp/cm" -G Ninja \
     -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$tmp/cm" >/dev/null
 LD_LIBRARY_PATH=$libdir "$tmp/cm/consumer" | grep -q '^consumer: ok'
-echo "install: pkg-config (shared, static) and find_package(libctx) ok"
+# Each adapter installed: its header, its pkg-config module (shared and
+# static libraries) and its CMake component.
+adapters=""
+for pc in "$libdir"/pkgconfig/libctx-*.pc; do
+    [ -e "$pc" ] || continue
+    name=$(basename "$pc" .pc)
+    name=${name#libctx-}
+    adapters="$adapters $name"
+    test -f "$prefix/include/ctx/$name.h"
+    ls "$libdir/libctx-$name.a" >/dev/null
+    aprog=$src/tests/lint/consumer/adapter/$name.c
+    # shellcheck disable=SC2046
+    cc -o "$tmp/a-$name" "$aprog" $(pkg-config --cflags --libs "libctx-$name")
+    LD_LIBRARY_PATH=$libdir "$tmp/a-$name" | grep -q '^consumer: ok'
+    # shellcheck disable=SC2046
+    cc -o "$tmp/as-$name" "$aprog" $(pkg-config --cflags "libctx-$name") \
+        "$libdir/libctx-$name.a" "$libdir/libctx.a" \
+        $(pkg-config --libs "libctx-$name" | sed 's/-lctx-[a-z]*//; s/-lctx\b//')
+    "$tmp/as-$name" | grep -q '^consumer: ok'
+    cmake -S "$src/tests/lint/consumer/adapter" -B "$tmp/cm-$name" -G Ninja \
+        -DADAPTER="$name" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+    cmake --build "$tmp/cm-$name" >/dev/null
+    LD_LIBRARY_PATH=$libdir "$tmp/cm-$name/consumer" | grep -q '^consumer: ok'
+done
+echo "install: pkg-config (shared, static) and find_package(libctx) ok;" \
+    "adapters:${adapters:- none}"

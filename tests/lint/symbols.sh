@@ -1,15 +1,17 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # The shared library exports exactly the functions the public headers
-# declare with CTX_API, and imports no pthread_cancel.
-#   symbols.sh SOURCE_DIR path/to/libctx.so
+# declare with CTX_API, and imports no pthread_cancel. An adapter's library
+# is checked against its own headers.
+#   symbols.sh SOURCE_DIR path/to/libctx.so [HEADER_DIR]
 set -eu
 src=$1
 lib=$2
+headers=${3:-$src/include/ctx}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-grep -h 'CTX_API' "$src"/include/ctx/*.h | grep -v '#define' |
+grep -h 'CTX_API' "$headers"/*.h | grep -v '#define' |
     sed -n 's/.*[ *]\(ctx_[a-z0-9_]*\) *(.*/\1/p' | sort -u >"$tmp/declared"
 nm -D --defined-only "$lib" | awk '$2 ~ /^[TDBRVWiu]$/ {print $3}' |
     grep -v '^_' | sort -u >"$tmp/exported"
