@@ -5,7 +5,8 @@
 set -eu
 
 pkgs="cmake ninja-build gcc clang clang-format libclang-rt-14-dev pkg-config
-      python3 strace binutils procps util-linux"
+      python3 strace binutils procps util-linux python3-prometheus-client
+      libhttp-parser-dev wrk"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
