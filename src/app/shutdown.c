@@ -542,10 +542,12 @@ static bool drain_phase(ctx_shutdown_t *sd, struct job *jobs)
 {
     ctx_time_t d_end;
 
-    refuse(sd);
+    /* Each phase is announced (with the work in flight) just before its
+     * context is cancelled. */
     enter_phase(sd, CTX_PHASE_REFUSING, "listeners close");
-    ctx_cancel_cause(sd->draining, ECANCELED, "shutdown: draining");
+    refuse(sd);
     enter_phase(sd, CTX_PHASE_DRAINING, NULL);
+    ctx_cancel_cause(sd->draining, ECANCELED, "shutdown: draining");
     d_end = ctx__time_add(ctx_now(), sd->drain);
     wait_for(sd, sd->drained, d_end, true);
     if (ctx_done(sd->skip))
