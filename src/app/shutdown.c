@@ -93,8 +93,8 @@ struct ctx_shutdown {
     ctx_after_t *second_af;
     ctx_group_t *g;
     ctx__mutex_t mu;
-    struct job *jobs CTX_GUARDED_BY(mu);
-    bool began CTX_GUARDED_BY(mu);
+    struct job *jobs;      /* guarded by mu */
+    bool began;            /* guarded by mu */
     _Atomic ctx_time_t t0; /* when it began; 0 before */
     _Atomic uint64_t inflight;
     atomic_int phase;
@@ -258,8 +258,6 @@ int ctx_shutdown_new(const ctx_shutdown_opts_t *o, ctx_shutdown_t **out)
 void ctx_shutdown_free(ctx_shutdown_t *sd)
 {
     struct job *j, *next;
-    ctx_t **cs[] = {&sd->ingress, &sd->draining, &sd->work,   &sd->base,
-                    &sd->drained, &sd->skip,     &sd->trigger};
 
     if (!sd)
         return;
@@ -285,11 +283,15 @@ void ctx_shutdown_free(ctx_shutdown_t *sd)
         ctx_release(j->returned);
         ctx__free(j);
     }
-    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
-        if (*cs[i]) {
-            ctx_cancel(*cs[i]);
-            ctx_release(*cs[i]);
-        }
+    {
+        ctx_t *cs[] = {sd->ingress, sd->draining, sd->work,   sd->base,
+                       sd->drained, sd->skip,     sd->trigger};
+        for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
+            if (cs[i]) {
+                ctx_cancel(cs[i]);
+                ctx_release(cs[i]);
+            }
+    }
     pthread_mutex_destroy(&sd->mu.m);
     ctx__free(sd);
 }
@@ -540,7 +542,9 @@ int ctx_shutdown_force(ctx_shutdown_t *sd)
 /* Whether the drain phase finished: in flight 0, every stop returned. */
 static bool drain_phase(ctx_shutdown_t *sd, struct job *jobs)
 {
-    ctx_time_t d_end;
+    /* The budget runs from here; fixed before the phase is announced, so
+     * that a test clock moved as soon as it is cannot move it. */
+    ctx_time_t d_end = ctx__time_add(ctx_now(), sd->drain);
 
     /* Each phase is announced (with the work in flight) just before its
      * context is cancelled. */
@@ -548,7 +552,6 @@ static bool drain_phase(ctx_shutdown_t *sd, struct job *jobs)
     refuse(sd);
     enter_phase(sd, CTX_PHASE_DRAINING, NULL);
     ctx_cancel_cause(sd->draining, ECANCELED, "shutdown: draining");
-    d_end = ctx__time_add(ctx_now(), sd->drain);
     wait_for(sd, sd->drained, d_end, true);
     if (ctx_done(sd->skip))
         return false;
@@ -591,14 +594,13 @@ static int stragglers(ctx_shutdown_t *sd, struct job *jobs)
 
 static int force_phase(ctx_shutdown_t *sd, struct job *jobs)
 {
-    ctx_time_t f_end;
+    ctx_time_t f_end = ctx__time_add(ctx_now(), sd->force); /* as d_end */
     int left;
 
     refuse(sd);
     enter_phase(sd, CTX_PHASE_FORCING,
                 ctx_done(sd->skip) ? "skipped to force" : NULL);
     ctx_cancel_cause(sd->work, ECANCELED, "shutdown: forced");
-    f_end = ctx__time_add(ctx_now(), sd->force);
     for (struct job *j = jobs; j; j = j->next)
         if (j->force)
             start_job(sd, j, f_end);
