@@ -86,7 +86,7 @@ sed -n '/requests in/p;/Requests\/sec/p;/Latency  /p;/50%/p;/99%/p;/Socket error
 echo
 echo "--- counts ---"
 sed -n 's/^summary: /server:  /p' "$tmp/server.out"
-sed -n 's/^/clients: /p' "$tmp/clients.out"
+grep -E '^(streams|health):' "$tmp/clients.out" | sed 's/^/clients: /'
 
 # ------------------------------------------------------------ verdict
 s=$tmp/server.out

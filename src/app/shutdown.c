@@ -119,21 +119,16 @@ ctx_time_t ctx_shutdown_elapsed(const ctx_shutdown_t *sd)
     return t0 ? ctx_now() - t0 : 0;
 }
 
-__attribute__((format(printf, 2, 3))) static void say(ctx_shutdown_t *sd,
-                                                      const char *fmt, ...)
+static void vsay(ctx_shutdown_t *sd, ctx_time_t e, const char *fmt, va_list ap)
 {
     char line[512];
-    ctx_time_t e = ctx_shutdown_elapsed(sd);
-    va_list ap;
     int n;
     if (sd->log_fd < 0)
         return;
     n = snprintf(line, sizeof line, "shutdown: +%lld.%03lld s  ",
                  (long long)(e / CTX_SECOND),
                  (long long)(e % CTX_SECOND / CTX_MILLISECOND));
-    va_start(ap, fmt);
     vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-    va_end(ap);
     n = (int)strlen(line);
     line[n++] = '\n';
     for (int off = 0; off < n;) {
@@ -146,14 +141,37 @@ __attribute__((format(printf, 2, 3))) static void say(ctx_shutdown_t *sd,
     }
 }
 
+/* A log line stamped with the time since the shutdown began. */
+__attribute__((format(printf, 2, 3))) static void say(ctx_shutdown_t *sd,
+                                                      const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsay(sd, ctx_shutdown_elapsed(sd), fmt, ap);
+    va_end(ap);
+}
+
+__attribute__((format(printf, 3, 4))) static void
+say_at(ctx_shutdown_t *sd, ctx_time_t e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsay(sd, e, fmt, ap);
+    va_end(ap);
+}
+
+/* The time and the work in flight are taken before the phase is
+ * published: a thread that sees the new phase may move on (enter more
+ * work, move the test clock) before the log line and the callback. */
 static void enter_phase(ctx_shutdown_t *sd, ctx_phase_t p, const char *more)
 {
+    ctx_time_t e = ctx_shutdown_elapsed(sd);
+    long long inflight = (long long)ctx_shutdown_inflight(sd);
     atomic_store(&sd->phase, (int)p);
-    say(sd, "%-9s (in flight %lld)%s%s", ctx_phase_name(p),
-        (long long)ctx_shutdown_inflight(sd), more ? "; " : "",
-        more ? more : "");
+    say_at(sd, e, "%-9s (in flight %lld)%s%s", ctx_phase_name(p), inflight,
+           more ? "; " : "", more ? more : "");
     if (sd->on_phase)
-        sd->on_phase(sd, p, ctx_shutdown_elapsed(sd), sd->arg);
+        sd->on_phase(sd, p, e, sd->arg);
 }
 
 /* ------------------------------------------------------------ new/free */
