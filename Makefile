@@ -5,7 +5,8 @@
 #   make            build the library, tests, examples and tools (build/)
 #   make check      every test: normal (gcc), ASan+UBSan (gcc), TSan (clang),
 #                   plus format, layering, symbol and install checks
-#   make demo       run the demo
+#   make demo       SIGTERM to the demo HTTP server under load (wrk):
+#                   the shutdown timeline, and proof that nothing was lost
 #   make bench      run the benchmarks beside the peers, write bench/RESULTS.md
 #   make format     reformat the sources with clang-format
 #   make install    install into PREFIX (default /usr/local)
@@ -49,7 +50,7 @@ check-tsan: setup
 	    $(CTEST) build-tsan -LE lint
 
 demo: build
-	@./$(BUILD)/examples/timeline/timeline
+	@sh examples/httpd/demo.sh $(BUILD)
 
 bench: setup
 	@sh bench/run.sh

@@ -4,11 +4,13 @@
 # Debian 12: packages come from apt; run as root (or install them yourself).
 set -eu
 
-# The adapters' libraries and the servers their tests start (PostgreSQL,
-# python3-grpcio for the gRPC test server), and the isolated decoder's
-# image library.
+# Beyond the toolchain: the demo server's HTTP parser, load generator and
+# the Prometheus parser its test uses; the adapters' libraries and the
+# servers their tests start (PostgreSQL, python3-grpcio for the gRPC test
+# server), and the isolated decoder's image library.
 pkgs="cmake ninja-build gcc clang clang-format libclang-rt-14-dev pkg-config
-      python3 strace binutils procps util-linux
+      python3 strace binutils procps util-linux python3-prometheus-client
+      libhttp-parser-dev wrk
       postgresql libpq-dev libcurl4-openssl-dev libgrpc-dev python3-grpcio
       libpng-dev"
 missing=""

@@ -198,7 +198,9 @@ enum ctx__counter {
     CTX__C_TASK_END,
     CTX__C_INTERRUPTS,
     CTX__C_KILLS,
-    CTX__C_COUNT
+    CTX__C_LAT_SUM, /* cancellation latency: sum of samples, ns */
+    CTX__C_LAT_0,   /* and one count per bucket (CTX_LATENCY_BUCKETS) */
+    CTX__C_COUNT = CTX__C_LAT_0 + CTX_LATENCY_BUCKETS
 };
 
 #define CTX__KINDS 5
@@ -227,13 +229,27 @@ static inline void ctx__count(enum ctx__counter k, int64_t d)
 
 int64_t ctx__counter_sum(enum ctx__counter k);
 
+/* Live contexts, in total and by kind (the order of CTX__C_NEW_*). */
+int64_t ctx__live_contexts(int64_t by_kind[CTX__KINDS]);
+
 /* Gauges kept by other modules, read by ctx_stats. */
 extern atomic_llong ctx__internal_threads;
 extern atomic_llong ctx__pool_threads;
 extern atomic_llong ctx__idle_threads;
 extern atomic_llong ctx__fds;      /* descriptors libctx holds */
+extern atomic_llong ctx__kept_fds; /* of those, held for the life of a
+                                      thread or of the process (wake-up
+                                      eventfds, the isolation helper's):
+                                      not leaks */
 extern atomic_llong ctx__children; /* live subprocesses */
 int64_t ctx__timer_count(void);
+
+/*
+ * Record one cancellation-latency sample: a task of a context cancelled
+ * at `cancelled_at` (ctx__real_now's clock) returned now. Per-thread
+ * counters, as above.
+ */
+void ctx__latency_record(ctx_time_t cancelled_at);
 
 /* ------------------------------------------------------------ waiting */
 
@@ -257,7 +273,7 @@ struct ctx__link {
  * no allocation.
  *
  *     struct ctx__waitrec w = {.word = &me.state, .bit = CANCELLED,
- *                              .fd = -1};
+ *                              .fd = -1, .stamp = NULL};
  *     if (ctx__wait_register(c, &w) != 0)   // already done
  *         return ctx_err(c);
  *     ... park on me.state until granted or CANCELLED ...
@@ -268,6 +284,8 @@ struct ctx__waitrec {
     _Atomic uint32_t *word; /* NULL: no word to set */
     uint32_t bit;
     int fd; /* >= 0: an eventfd the cancellation writes 1 to; else -1 */
+    _Atomic ctx_time_t *stamp; /* not NULL: the cancellation stores its
+                                  time (ctx__real_now) there first */
 };
 
 /*
@@ -327,6 +345,7 @@ static inline void ctx__cpu_relax(void)
 struct ctx__wait_note {
     _Atomic(const char *) what;
     _Atomic(const void *) obj;
+    atomic_long num; /* a descriptor or process id to show, or -1 */
 };
 
 extern _Thread_local struct ctx__wait_note *ctx__note;
@@ -336,6 +355,19 @@ static inline void ctx__note_wait(const char *what, const void *obj)
     struct ctx__wait_note *n = ctx__note;
     if (n) {
         atomic_store_explicit(&n->obj, obj, memory_order_relaxed);
+        atomic_store_explicit(&n->num, -1, memory_order_relaxed);
+        atomic_store_explicit(&n->what, what, memory_order_relaxed);
+    }
+}
+
+/* The same for a wait on a descriptor or a process: `what` names it
+ * ("fd (read)", "child pid"), `num` is its number. */
+static inline void ctx__note_wait_num(const char *what, long num)
+{
+    struct ctx__wait_note *n = ctx__note;
+    if (n) {
+        atomic_store_explicit(&n->obj, NULL, memory_order_relaxed);
+        atomic_store_explicit(&n->num, num, memory_order_relaxed);
         atomic_store_explicit(&n->what, what, memory_order_relaxed);
     }
 }

@@ -334,8 +334,8 @@ T_CASE(names_show_in_dump)
     T_TRUE(strstr(buf, "fetch-user-profile") != NULL);
     T_TRUE(strstr(buf, "a-name-longer-than-thirty-one-b") != NULL);
     T_TRUE(strstr(buf, "a-name-longer-than-thirty-one-by") == NULL);
-    T_TRUE(strstr(buf, "waiting on context") != NULL);
-    T_TRUE(strstr(buf, "running") != NULL);
+    T_TRUE(strstr(buf, "on context") != NULL);
+    T_TRUE(strstr(buf, "blocked") != NULL);
     T_ERR(ctx_dump(-1), EINVAL);
     ctx_cancel(ctx_group_ctx(g));
     T_OK(ctx_group_wait(g));

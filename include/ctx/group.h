@@ -107,6 +107,18 @@ CTX_API int ctx_group_go_opts(ctx_group_t *g, const ctx_go_opts_t *opts,
                               ctx_task_fn fn, void *arg);
 
 /*
+ * ctx_task_set_name - rename the calling task for ctx_dump (a connection
+ * task showing the request it serves, say): copies the first 31 bytes of
+ * `name`, and restarts the age ctx_dump shows. Costs a few stores, no
+ * system call, no allocation.
+ *
+ * Returns: 0; EINVAL if name is NULL; ESRCH if the caller is not a task
+ * of a group (nothing changes).
+ * Thread safety: affects the calling task only.
+ */
+CTX_API int ctx_task_set_name(const char *name);
+
+/*
  * ctx_group_wait - wait until every accepted task has returned, then
  * cancel the group's context (as Go's errgroup does).
  *

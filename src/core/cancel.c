@@ -149,6 +149,9 @@ static void walk(struct ctx *x, struct cancel *cv, struct runq *rq)
             struct ctx__waitrec *wr =
                 ctx__container_of(l, struct ctx__waitrec, link);
             detach(l);
+            if (wr->stamp)
+                atomic_store_explicit(wr->stamp, ctx__real_now(),
+                                      memory_order_relaxed);
             if (wr->word) {
                 atomic_fetch_or(wr->word, wr->bit);
                 ctx__futex_wake_all(wr->word);

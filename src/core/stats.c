@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Process-wide counters (ctx_stats) and the leak check for tests.
+ * Process-wide counters (ctx_stats) and the cancellation-latency
+ * histogram.
  *
  * DESIGN
  *
@@ -14,12 +15,12 @@
  * registration failed (pthread_setspecific out of memory), or that counts
  * again from a later destructor, adds to `retired` atomically instead.
  * Sums are not one snapshot while threads run; the leak check retries.
+ *
+ * The latency histogram is more of the same counters: a sum and one count
+ * per bucket, so a sample costs two relaxed load + store pairs.
  */
 #define _DEFAULT_SOURCE
 #include "ctx_int.h"
-
-#include <stdio.h>
-#include <time.h>
 
 _Thread_local struct ctx__tcounters ctx__tc
     __attribute__((tls_model("initial-exec")));
@@ -106,7 +107,7 @@ int64_t ctx__counter_sum(enum ctx__counter k)
     return sum;
 }
 
-static int64_t live_contexts(int64_t by_kind[CTX__KINDS])
+int64_t ctx__live_contexts(int64_t by_kind[CTX__KINDS])
 {
     int64_t total = 0;
     for (int i = 0; i < CTX__KINDS; i++) {
@@ -121,14 +122,58 @@ static int64_t live_contexts(int64_t by_kind[CTX__KINDS])
 atomic_llong ctx__pool_threads;
 atomic_llong ctx__idle_threads;
 atomic_llong ctx__fds;
+atomic_llong ctx__kept_fds;
 atomic_llong ctx__children;
+
+/* ------------------------------------------------------------ latency */
+
+void ctx__latency_record(ctx_time_t cancelled_at)
+{
+    ctx_time_t d = cancelled_at > 0 ? ctx__real_now() - cancelled_at : 0;
+    int i = 0;
+    if (d < 0)
+        d = 0;
+    /* The first bucket whose bound (1 us << i) is >= d. */
+    if (d > CTX_MICROSECOND) {
+        uint64_t q = (uint64_t)(d - 1) / (uint64_t)CTX_MICROSECOND;
+        i = 64 - __builtin_clzll(q);
+        if (i > CTX_LATENCY_BUCKETS - 1)
+            i = CTX_LATENCY_BUCKETS - 1;
+    }
+    ctx__count(CTX__C_LAT_SUM, d);
+    ctx__count((enum ctx__counter)(CTX__C_LAT_0 + i), 1);
+}
+
+int ctx_cancel_latency(ctx_latency_t *out)
+{
+    if (!out)
+        return EINVAL;
+    out->count = 0;
+    out->sum_ns = ctx__counter_sum(CTX__C_LAT_SUM);
+    for (int i = 0; i < CTX_LATENCY_BUCKETS; i++) {
+        out->bucket[i] =
+            ctx__counter_sum((enum ctx__counter)(CTX__C_LAT_0 + i));
+        out->count += out->bucket[i];
+    }
+    return 0;
+}
+
+ctx_time_t ctx_latency_bound(int i)
+{
+    if (i < 0 || i >= CTX_LATENCY_BUCKETS)
+        return -1;
+    return i == CTX_LATENCY_BUCKETS - 1 ? CTX_NO_DEADLINE
+                                        : CTX_MICROSECOND << i;
+}
+
+/* ------------------------------------------------------------ stats */
 
 int ctx_stats(ctx_stats_t *out)
 {
     int64_t kinds[CTX__KINDS];
     if (!out)
         return EINVAL;
-    out->contexts = live_contexts(kinds);
+    out->contexts = ctx__live_contexts(kinds);
     out->timers = ctx__timer_count();
     out->tasks =
         ctx__counter_sum(CTX__C_TASK_NEW) - ctx__counter_sum(CTX__C_TASK_END);
@@ -142,44 +187,4 @@ int ctx_stats(ctx_stats_t *out)
     out->fds = atomic_load(&ctx__fds);
     out->children = atomic_load(&ctx__children);
     return 0;
-}
-
-static int64_t leftover(int64_t kinds[CTX__KINDS], int64_t *tasks)
-{
-    *tasks =
-        ctx__counter_sum(CTX__C_TASK_NEW) - ctx__counter_sum(CTX__C_TASK_END);
-    return live_contexts(kinds) + *tasks;
-}
-
-int ctx_leak_check(ctx_time_t grace)
-{
-    static const char *const kind_names[CTX__KINDS] = {
-        "cancel", "deadline", "value", "without_cancel", "merge"};
-    int64_t kinds[CTX__KINDS], tasks, left;
-    ctx_time_t end = ctx__time_add(ctx__real_now(), grace > 0 ? grace : 0);
-    ctx_time_t pause = CTX_MICROSECOND;
-
-    for (;;) {
-        left = leftover(kinds, &tasks);
-        if (left == 0)
-            return 0;
-        ctx_time_t now = ctx__real_now();
-        if (now >= end)
-            break;
-        ctx_time_t d = end - now < pause ? end - now : pause;
-        struct timespec ts = {(time_t)(d / CTX_SECOND), (long)(d % CTX_SECOND)};
-        nanosleep(&ts, NULL);
-        if (pause < 100 * CTX_MILLISECOND)
-            pause *= 2;
-    }
-    fprintf(stderr,
-            "libctx: leak check: %lld left after %lld ms:", (long long)left,
-            (long long)(grace / CTX_MILLISECOND));
-    for (int i = 0; i < CTX__KINDS; i++)
-        if (kinds[i])
-            fprintf(stderr, " %lld %s context(s);", (long long)kinds[i],
-                    kind_names[i]);
-    fprintf(stderr, " %lld armed timer(s); %lld task(s)\n",
-            (long long)ctx__timer_count(), (long long)tasks);
-    return left > INT32_MAX ? INT32_MAX : (int)left;
 }

@@ -383,7 +383,11 @@ int ctx__vwait(struct ctx *c, ctx_time_t until)
             w.next->pprev = w.pprev;
     }
     ctx__spin_unlock(&timer_lock);
-    ctx__spin_wait(&w.busy, ~0u); /* a firer may still be waking us */
+    /* A firer may still be waking us. The acquire load that sees its
+     * release of `busy` is what lets our frame be reused after we return
+     * (ctx__spin_wait's loads are relaxed). */
+    while (atomic_load_explicit(&w.busy, memory_order_acquire))
+        ctx__spin_wait(&w.busy, ~0u);
     return rc;
 }
 

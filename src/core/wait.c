@@ -239,6 +239,8 @@ int ctx_fd(ctx_t *c)
                                                      memory_order_relaxed);
     atomic_store_explicit(&c->cause, (uintptr_t)e | 1, memory_order_release);
     node_unlock(c, s | S_EXT);
+    if (s & K_STATIC) /* a static context keeps it for good: not a leak */
+        atomic_fetch_add(&ctx__kept_fds, 1);
     if (s & S_ERR_MASK)
         ctx__ext_signal(e);
     return fd;

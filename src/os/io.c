@@ -56,6 +56,7 @@ static void close_wake(void *p)
     int fd = (int)(intptr_t)p - 1;
     close(fd);
     atomic_fetch_sub(&ctx__fds, 1);
+    atomic_fetch_sub(&ctx__kept_fds, 1);
     wake_fd = -1;
 }
 
@@ -86,6 +87,7 @@ static int thread_wake_fd(void)
         return -1;
     }
     atomic_fetch_add(&ctx__fds, 1);
+    atomic_fetch_add(&ctx__kept_fds, 1);
     wake_fd = fd;
     return fd;
 }
@@ -113,6 +115,7 @@ static int wait_any(ctx_t *c, struct pollfd *fds, nfds_t n, ctx_time_t until)
     wr.word = NULL;
     wr.bit = 0;
     wr.fd = efd;
+    wr.stamp = NULL;
     if ((rc = ctx__wait_register(c, &wr)) != 0) {
         errno = rc;
         return -1;
@@ -152,7 +155,10 @@ static int wait_any(ctx_t *c, struct pollfd *fds, nfds_t n, ctx_time_t until)
 static int wait_fd(ctx_t *c, int fd, short events)
 {
     struct pollfd p[2] = {{fd, events, 0}, {-1, 0, 0}};
-    int r = wait_any(c, p, 1, CTX_NO_DEADLINE);
+    int r;
+    ctx__note_wait_num(events == POLLIN ? "fd (read)" : "fd (write)", fd);
+    r = wait_any(c, p, 1, CTX_NO_DEADLINE);
+    ctx__note_done();
     if (r < 0)
         return -1;
     if (p[0].revents & POLLNVAL) {
@@ -349,9 +355,14 @@ int ctx_poll(ctx_t *c, struct pollfd *fds, nfds_t n, ctx_time_t timeout)
     }
     for (nfds_t i = 0; i < n; i++)
         p[i] = fds[i];
+    if (n == 1)
+        ctx__note_wait_num("fd (poll)", fds[0].fd);
+    else
+        ctx__note_wait("poll", fds);
     r = wait_any(c, p, n,
                  timeout < 0 ? CTX_NO_DEADLINE
                              : ctx__time_add(ctx__real_now(), timeout));
+    ctx__note_done();
     if (r >= 0)
         for (nfds_t i = 0; i < n; i++)
             fds[i].revents = p[i].revents;

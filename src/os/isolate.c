@@ -252,6 +252,7 @@ static void close_counted(int *fd)
     if (*fd >= 0) {
         close(*fd);
         atomic_fetch_sub(&ctx__fds, 1);
+        atomic_fetch_sub(&ctx__kept_fds, 1);
         *fd = -1;
     }
 }
@@ -280,6 +281,7 @@ static int helper_up(void) CTX_REQUIRES(zmu)
     zsock = sv[0];
     zpidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     atomic_fetch_add(&ctx__fds, zpidfd >= 0 ? 2 : 1);
+    atomic_fetch_add(&ctx__kept_fds, zpidfd >= 0 ? 2 : 1); /* for good */
     return 0;
 }
 

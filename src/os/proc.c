@@ -594,7 +594,7 @@ int ctx_proc_wait(ctx_proc_t *p, int *status)
         return rc;
     }
     ctx__unlock(&p->mu);
-    ctx__note_wait("child process", p);
+    ctx__note_wait_num("child pid", (long)p->pid);
     for (;;) {
         struct pollfd pf[3];
         int n = 0, idx[3];

@@ -326,6 +326,7 @@ static int do_select(ctx_t *c, ctx_chan_op_t *ops, size_t n,
     wr.word = &s.word;
     wr.bit = CANCELLED;
     wr.fd = -1;
+    wr.stamp = NULL;
     if ((rc = ctx__wait_register(c, &wr)) != 0) {
         unlock_all(order, m);
         return rc;

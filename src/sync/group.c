@@ -48,6 +48,14 @@
  * the context with its code as cause. ctx_group_wait cancels the context
  * once every task has returned (Go's errgroup does the same).
  *
+ * Latency. A group registers `cw` on its context for its whole life, with
+ * only a stamp to fill: the cancellation stores its time there. A task
+ * that returns while the context is done (and did not cancel it itself)
+ * records now - cancelled_at, the cancellation latency ctx_cancel_latency
+ * reports. The context's error is published before the walk that stamps,
+ * so a task may see it done with no stamp yet: it returned within the
+ * cancellation itself and counts as 0.
+ *
  * Lock order: g->mu, then a context's node lock (inside ctx__wait_*).
  */
 #include "sync_int.h"
@@ -73,9 +81,13 @@ struct ctx_group {
     atomic_int first_err; /* 0 until a task fails */
     atomic_int nqueued;   /* slot waiters queued (fast-path hint) */
     ctx__mutex_t mu;
-    struct slotwait *qhead;                 /* guarded by mu */
-    struct slotwait **qtail;                /* guarded by mu */
-    _Alignas(64) _Atomic uint32_t started;  /* see DESIGN */
+    struct slotwait *qhead;                /* guarded by mu */
+    struct slotwait **qtail;               /* guarded by mu */
+    struct ctx__waitrec cw;                /* on ctx: stamps its cancellation */
+    _Atomic ctx_time_t cancelled_at;       /* written by the canceller, see
+                                              DESIGN (Latency); 0 until then */
+    bool cw_linked;                        /* immutable: cw was registered */
+    _Alignas(64) _Atomic uint32_t started; /* see DESIGN */
     _Alignas(64) _Atomic uint64_t finished; /* count | ARMED | target */
 };
 
@@ -110,6 +122,15 @@ int ctx_group_new(ctx_t *parent, ctx_group_t **out)
         ctx__free(g);
         return rc;
     }
+    atomic_init(&g->cancelled_at, 0);
+    g->cw.word = NULL;
+    g->cw.bit = 0;
+    g->cw.fd = -1;
+    g->cw.stamp = &g->cancelled_at;
+    if (ctx__wait_register(g->ctx, &g->cw) != 0)
+        atomic_store(&g->cancelled_at, ctx__real_now()); /* done already */
+    else
+        g->cw_linked = true;
     atomic_init(&g->started, 0);
     atomic_init(&g->finished, 0);
     atomic_init(&g->limit, -1);
@@ -252,6 +273,7 @@ static int slow_slot(ctx_group_t *g)
     wr.word = &w.word;
     wr.bit = CANCELLED;
     wr.fd = -1;
+    wr.stamp = NULL;
     if ((rc = ctx__wait_register(g->ctx, &wr)) != 0)
         return rc;
     ctx__lock(&g->mu);
@@ -293,11 +315,17 @@ static int slow_slot(ctx_group_t *g)
 
 static void finish(ctx_group_t *g, int rc)
 {
+    bool cancelled_it = false;
     if (rc != 0) {
         int zero = 0;
-        if (atomic_compare_exchange_strong(&g->first_err, &zero, rc))
+        if (atomic_compare_exchange_strong(&g->first_err, &zero, rc)) {
             ctx_cancel_cause(g->ctx, rc, NULL);
+            cancelled_it = true;
+        }
     }
+    if (ctx_done(g->ctx) && !cancelled_it)
+        ctx__latency_record(
+            atomic_load_explicit(&g->cancelled_at, memory_order_relaxed));
     ctx__count(CTX__C_TASK_END, 1);
     put_slot(g);
 }
@@ -395,6 +423,8 @@ void ctx_group_free(ctx_group_t *g)
     if (CTX_NEVER(cur && cur->g == g))
         return; /* it would wait for itself */
     ctx_group_wait(g);
+    if (g->cw_linked)
+        ctx__wait_unregister(g->ctx, &g->cw);
     ctx_release(g->ctx);
     pthread_mutex_destroy(&g->mu.m);
     ctx__free(g);

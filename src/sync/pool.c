@@ -747,6 +747,19 @@ int ctx__pool_submit(const struct ctx__task *t)
     return 0;
 }
 
+int ctx_task_set_name(const char *name)
+{
+    struct worker *w = self;
+    if (!name)
+        return EINVAL;
+    if (!w || !atomic_load_explicit(&w->running, memory_order_relaxed))
+        return ESRCH;
+    memset(w->cur.name, 0, sizeof w->cur.name);
+    strncpy(w->cur.name, name, sizeof w->cur.name - 1);
+    publish(w, &w->cur);
+    return 0;
+}
+
 /* ------------------------------------------------------------ dump */
 
 void ctx__pool_dump(int fd)
@@ -760,6 +773,7 @@ void ctx__pool_dump(int fd)
         uint64_t name[4];
         const void *g, *obj;
         const char *what;
+        long num;
         ctx_time_t since;
         uint32_t s1, s2;
         int tries = 0;
@@ -777,12 +791,16 @@ void ctx__pool_dump(int fd)
             continue;
         what = atomic_load(&w->note.what);
         obj = atomic_load(&w->note.obj);
+        num = atomic_load(&w->note.num);
         ((char *)name)[sizeof name - 1] = 0;
-        dprintf(fd, "task %-24s group %p running %6lld ms",
+        dprintf(fd, "task %-28s group %p %-7s %6lld ms",
                 ((char *)name)[0] ? (char *)name : "(unnamed)", g,
+                what ? "blocked" : "running",
                 (long long)((now - since) / CTX_MILLISECOND));
-        if (what)
-            dprintf(fd, "  waiting on %s %p", what, obj);
+        if (what && num >= 0)
+            dprintf(fd, "  on %s %ld", what, num);
+        else if (what)
+            dprintf(fd, "  on %s %p", what, obj);
         dprintf(fd, "\n");
     }
     ctx__spin_unlock(&workers_lock);

@@ -207,6 +207,7 @@ int ctx_sem_acquire(ctx_sem_t *s, ctx_t *c, int64_t n)
     wr.word = &w.word;
     wr.bit = CANCELLED;
     wr.fd = -1;
+    wr.stamp = NULL;
     if ((rc = ctx__wait_register(c, &wr)) != 0)
         return rc;
     ctx__lock(&s->mu);
