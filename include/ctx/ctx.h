@@ -365,5 +365,6 @@ static inline int ctx__err_inline(const ctx_t *c)
 #include <ctx/sig.h>
 #include <ctx/proc.h>
 #include <ctx/force.h>
+#include <ctx/parse.h>
 
 #endif /* CTX_CTX_H */

@@ -39,6 +39,7 @@
 #define _GNU_SOURCE
 #include "tree.h"
 
+#include <ctx/parse.h>
 #include <ctx/proc.h>
 
 #include <errno.h>
@@ -313,9 +314,11 @@ static int do_spawn(ctx_proc_t *p, const ctx_proc_opts_t *o, ctx_t *c)
                        (o->foreground ? 0 : POSIX_SPAWN_SETPGROUP));
     if (rc == 0) {
         bool has_dl = o->export_deadline && ctx_deadline(c, &dl);
-        if (has_dl)
-            snprintf(deadline, sizeof deadline, "CTX_DEADLINE=%lld",
-                     (long long)dl);
+        /* The child reads it back with ctx_from_env: the same format. */
+        if (has_dl) {
+            memcpy(deadline, "CTX_DEADLINE=", 13);
+            ctx_deadline_format(dl, deadline + 13, sizeof deadline - 13);
+        }
         env = child_env(o->envp, p->marker, has_dl ? deadline : NULL);
         if (!env)
             rc = ENOMEM;
