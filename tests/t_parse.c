@@ -171,6 +171,12 @@ static const struct timeout_case {
     {"153722867.28091258m", 0, 9223372036854754800},
     {"2562047.788015215h", 0, 9223372036854774000},
     {"99999999999999999999", ERANGE, 0},
+    /* Past 2^64 at each step: digits, suffix, carry, seconds, fraction. */
+    {"18446744073709551616", ERANGE, 0},
+    {"1844674407370955161d", ERANGE, 0},
+    {"307445734561825860.99m", ERANGE, 0},
+    {"18446744073", ERANGE, 0},
+    {"18446744073.709551616", ERANGE, 0},
     {"99999999999999999999999999999999999999d", ERANGE, 0},
     {"99999999999999999999999999999999999999x", EINVAL, 0},
     {"", EINVAL, 0},
@@ -269,7 +275,7 @@ static bool refused_here(const char *in)
 T_CASE(timeout_as_gnu_timeout)
 {
     int compared = 0;
-    if (run_timeout("1") != 0) {
+    if (run_timeout("1d") != 0) {
         printf("  skipped: no working timeout(1) here\n");
         return;
     }
