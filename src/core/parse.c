@@ -209,8 +209,11 @@ int ctx_parse_duration(const char *s, ctx_time_t *out)
     }
     if (range || (!neg && d > INT64_MAX))
         return ERANGE;
-    /* d <= 1<<63: its negation is INT64_MIN at most, computed unsigned. */
-    *out = neg ? (ctx_time_t)(0 - d) : (ctx_time_t)d;
+    /* d <= 1<<63 here; only INT64_MIN has no positive counterpart. */
+    if (!neg)
+        *out = (ctx_time_t)d;
+    else
+        *out = d == U63 ? INT64_MIN : -(ctx_time_t)d;
     return 0;
 }
 
