@@ -107,7 +107,7 @@ static void send_tree(ctx_proc_t *p, int sig) CTX_REQUIRES(p->mu)
         pidfd_signal(p->pidfd, sig);
     } else {
         kill(-p->pid, sig);
-        ctx__tree_signal(p->marker, sig, NULL, 0, NULL);
+        ctx__tree_signal(p->marker, sig, p->pid, NULL, 0, NULL);
     }
     if (sig != SIGKILL && sig != SIGCONT) {
         if (p->foreground)
@@ -539,7 +539,7 @@ static void wait_tree(ctx_proc_t *p)
     for (int round = 0; round < 100; round++) {
         struct pollfd pf[TREE_FDS];
         int alive = 0;
-        ctx__tree_signal(p->marker, 0, fds, TREE_FDS, &n);
+        ctx__tree_signal(p->marker, 0, 0, fds, TREE_FDS, &n);
         for (int i = 0; i < n; i++)
             pf[i] = (struct pollfd){fds[i], POLLIN, 0};
         if (n > 0) {
