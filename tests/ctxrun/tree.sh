@@ -1,0 +1,46 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The whole tree goes: the process group, a setsid'd grandchild, a double
+# fork, a background job. Zero survivors once ctxrun has returned (timeout
+# leaves the escapees: shown, not asserted).
+. "$(dirname "$0")/lib.sh"
+
+tree="setsid sleep $TOK & (sleep $TOK &); sleep $TOK & exec sleep $TOK"
+all_four() {
+    [ "$(survivors "$TOK")" -ge 4 ]
+}
+
+# At the time limit.
+"$CTXRUN" 30 sh -c "$tree" &
+pid=$!
+wait_for all_four
+expect_eq "4 processes in the tree" "$(survivors "$TOK")" 4
+kill -TERM "$pid"
+wait "$pid"
+expect_eq "SIGTERM to ctxrun: 143" "$?" 143
+expect_eq "no survivor after a signal" "$(survivors "$TOK")" 0
+
+run "$CTXRUN" -v 1 sh -c "$tree"
+expect_eq "timed out: 124" "$RC" 124
+expect_eq "no survivor after the time limit" "$(survivors "$TOK")" 0
+
+# Escapees that ignore TERM: they get the KILL of -k, and ctxrun returns
+# only once they are gone.
+stubborn="setsid sh -c \"trap '' TERM; exec sleep $TOK\" & exec sleep $TOK"
+run "$CTXRUN" -k 0.5 1 sh -c "$stubborn"
+expect_eq "escapee ignoring TERM: the command died of TERM: 124" "$RC" 124
+expect_range "returned after the KILL (ms)" "$MS" 1500 15000
+expect_eq "no survivor: the escapee got KILL" "$(survivors "$TOK")" 0
+
+# A nested ctxrun in a new session is still part of the tree.
+run "$CTXRUN" 1 setsid -w "$CTXRUN" 100 sh -c "$tree"
+expect_eq "nested in a new session: 124" "$RC" 124
+expect_eq "no survivor of the nested tree" "$(survivors "$TOK")" 0
+
+# timeout(1) for comparison: the setsid'd one escapes it.
+if command -v timeout >/dev/null; then
+    run timeout 1 sh -c "$tree"
+    expect_eq "timeout: 124 too" "$RC" 124
+    echo "info: timeout(1) left $(survivors "$TOK") of the 4"
+fi
+finish
