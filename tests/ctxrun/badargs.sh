@@ -62,4 +62,10 @@ bad NOPE --term-seq TERM,1s,NOPE 5
 bad 'TERM,1s' --term-seq TERM,1s 5
 bad 'TERM,,KILL' --term-seq TERM,,KILL 5
 bad "--term-seq 'TERM'" --term-seq TERM -s INT 5
+bad -1 --group -j -1 --
+bad 'two' --group -j two --
+bad later --group --halt later --
+bad '--jobs needs --group' -j 2 5
+bad '--halt needs --group' --halt soon 5
+bare 'missing command lines' --group --
 finish

@@ -51,6 +51,13 @@ expect_range "nested, outer silent: ended at the deadline (ms)" "$MS" 500 10000
 expect_eq "the inner one timed out by the inherited deadline" \
     "$(grep -c 'timed out (deadline from CTX_DEADLINE)' "$TMP/err")" 1
 expect_eq "no survivor" "$(survivors "$TOK")" 0
+# Three levels, the middle one in group mode.
+run "$CTXRUN" 0.5 "$CTXRUN" --group --timeout 50 -- \
+    "$CTXRUN 100 sleep $TOK" "sleep $TOK"
+expect_eq "three levels: 124" "$RC" 124
+expect_range "three levels: ended at the outer deadline (ms)" "$MS" 500 10000
+expect_eq "no survivor" "$(survivors "$TOK")" 0
+
 # Already past: nothing starts, 124.
 CTX_DEADLINE=1 run "$CTXRUN" 10 touch "$TMP/started"
 expect_eq "deadline already past: 124" "$RC" 124

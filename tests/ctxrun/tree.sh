@@ -32,6 +32,11 @@ expect_eq "escapee ignoring TERM: the command died of TERM: 124" "$RC" 124
 expect_range "returned after the KILL (ms)" "$MS" 1500 15000
 expect_eq "no survivor: the escapee got KILL" "$(survivors "$TOK")" 0
 
+# In group mode too.
+run "$CTXRUN" --group --timeout 1 -- "$tree" "$tree"
+expect_eq "group timed out: 124" "$RC" 124
+expect_eq "no survivor of the group" "$(survivors "$TOK")" 0
+
 # A nested ctxrun in a new session is still part of the tree.
 run "$CTXRUN" 1 setsid -w "$CTXRUN" 100 sh -c "$tree"
 expect_eq "nested in a new session: 124" "$RC" 124

@@ -2,8 +2,8 @@
 /*
  * ctxrun: run a command with a time limit, as coreutils timeout(1) does,
  * and end its whole process tree: escalation in steps, signals passed on,
- * and the deadline handed down to nested programs in CTX_DEADLINE (SPEC
- * §5, §6).
+ * a group of commands where the first failure cancels the rest, and the
+ * deadline handed down to nested programs in CTX_DEADLINE (SPEC §5, §6).
  *
  * DESIGN
  *
@@ -20,9 +20,9 @@
  *
  * The escalation (escalate.c) is ctxrun's own: libctx's cancellation has
  * one signal and a SIGKILL, a --term-seq has any number of steps, and a
- * received signal replaces the first. It starts at the deadline or on a
- * received INT, TERM, HUP or QUIT; its steps are deadline contexts on
- * libctx's timer thread. Without -k a
+ * received signal replaces the first. It starts at the deadline, on a
+ * received INT, TERM, HUP or QUIT, or at a failure in group mode; its
+ * steps are deadline contexts on libctx's timer thread. Without -k a
  * timeout sends one signal and waits, as timeout(1) does; a received
  * signal escalates to SIGKILL after SIGNAL_GRACE anyway, since whoever
  * sends it usually SIGKILLs ctxrun itself next, and that would orphan the
@@ -38,7 +38,8 @@
  * (bench/bench_ctxrun.sh). Once the escalation starts, libctx's signal
  * thread takes the signals (ctx_signal_init that late is safe: every
  * thread has them blocked) and the main thread waits for the tree in
- * ctx_proc_wait.
+ * ctx_proc_wait. Group mode runs on libctx's pool and watches with its
+ * threads from the start.
  *
  * Exit statuses are timeout(1)'s (coreutils 9.1, timeout.c): the
  * command's status; 124 if the time ran out, unless --preserve-status;
@@ -77,6 +78,7 @@
 static const char usage_text[] =
     "Usage: ctxrun [OPTION]... DURATION COMMAND [ARG]...\n"
     "  or:  ctxrun [OPTION]... -- COMMAND [ARG]...\n"
+    "  or:  ctxrun --group [OPTION]... -- 'COMMAND LINE'...\n"
     "Run COMMAND, and end its whole process tree if it is still running\n"
     "after DURATION, or when ctxrun gets SIGINT, SIGTERM, SIGHUP or SIGQUIT.\n"
     "\n"
@@ -96,6 +98,14 @@ static const char usage_text[] =
     "                           itself is signalled, not its children\n"
     "  -v, --verbose            one line on stderr for each signal sent,\n"
     "                           with the time since start\n"
+    "      --group              each operand is a command line for /bin/sh\n"
+    "                           -c; they run at once, and the first to fail\n"
+    "                           ends the others with the same escalation\n"
+    "  -j, --jobs=N             with --group: at most N at once (0: no\n"
+    "                           limit)\n"
+    "      --halt=WHEN          with --group, after a failure: now (end the\n"
+    "                           running ones, the default) or soon (let them\n"
+    "                           finish); no new one starts either way\n"
     "      --help               display this help and exit\n"
     "      --version            output version information and exit\n"
     "\n"
@@ -108,7 +118,8 @@ static const char usage_text[] =
     "\n"
     "Exit status: the command's; 124 if the time ran out (without\n"
     "--preserve-status); 125 if ctxrun failed; 126 if COMMAND cannot run;\n"
-    "127 if it is not found; 128+N if it was killed by signal N.\n";
+    "127 if it is not found; 128+N if it was killed by signal N.\n"
+    "With --group: the status of the first command that failed.\n";
 
 /* Bad input: one line naming it, exit 125, nothing started. */
 __attribute__((format(printf, 1, 2), noreturn)) static void
@@ -191,6 +202,8 @@ enum {
     OPT_TERM_SEQ,
     OPT_PRESERVE,
     OPT_FOREGROUND,
+    OPT_GROUP,
+    OPT_HALT,
     OPT_HELP,
     OPT_VERSION
 };
@@ -203,20 +216,36 @@ static const struct option long_opts[] = {
     {"preserve-status", no_argument, NULL, OPT_PRESERVE},
     {"foreground", no_argument, NULL, OPT_FOREGROUND},
     {"verbose", no_argument, NULL, 'v'},
+    {"group", no_argument, NULL, OPT_GROUP},
+    {"jobs", required_argument, NULL, 'j'},
+    {"halt", required_argument, NULL, OPT_HALT},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
 };
 
+static int jobs_arg(const char *s)
+{
+    char *end;
+    long n;
+    errno = 0;
+    n = strtol(s, &end, 10);
+    if (end == s || *end || errno || n > INT_MAX)
+        usage_error("invalid number of jobs '%s' for --jobs", s);
+    if (n < 0)
+        usage_error("invalid number of jobs '%s' for --jobs: negative", s);
+    return (int)n;
+}
+
 static void parse_opts(int argc, char **argv, struct opts *o)
 {
     const char *sig_text = NULL, *kill_text = NULL, *seq_text = NULL;
-    bool has_timeout = false, dashes;
+    bool has_timeout = false, jobs_set = false, halt_set = false, dashes;
     int sig = SIGTERM, c;
     ctx_time_t kill_after = 0;
 
     opterr = 0; /* our own messages, one line each */
-    while ((c = getopt_long(argc, argv, "+:s:k:v", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+:s:k:vj:", long_opts, NULL)) != -1) {
         switch (c) {
         case OPT_TIMEOUT:
             o->timeout = dur_arg("--timeout", optarg);
@@ -245,6 +274,19 @@ static void parse_opts(int argc, char **argv, struct opts *o)
         case 'v':
             o->verbose = true;
             break;
+        case OPT_GROUP:
+            o->group = true;
+            break;
+        case 'j':
+            o->jobs = jobs_arg(optarg);
+            jobs_set = true;
+            break;
+        case OPT_HALT:
+            if (strcmp(optarg, "now") != 0 && strcmp(optarg, "soon") != 0)
+                usage_error("invalid --halt '%s': want now or soon", optarg);
+            o->halt_soon = strcmp(optarg, "soon") == 0;
+            halt_set = true;
+            break;
         case OPT_HELP:
             fputs(usage_text, stdout);
             exit(0);
@@ -262,6 +304,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
     if (seq_text && (sig_text || kill_text))
         usage_error("--term-seq '%s' cannot go with --signal or --kill-after",
                     seq_text);
+    if (!o->group && (jobs_set || halt_set))
+        usage_error("%s needs --group", jobs_set ? "--jobs" : "--halt");
     if (!seq_text) {
         o->seq[0] = (struct step){sig, kill_after};
         o->nseq = 1;
@@ -272,7 +316,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
     /* The operands. Without --timeout the first one is the duration, as
      * timeout(1) has it; after "--" only if it reads as one. */
     dashes = optind > 1 && strcmp(argv[optind - 1], "--") == 0;
-    if (!has_timeout && optind < argc) {
+    if (!has_timeout && !o->group && optind < argc) {
         ctx_time_t d;
         if (parse_dur(argv[optind], &d) == 0) {
             o->timeout = d;
@@ -284,7 +328,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
     if (o->timeout == CTX_NO_DEADLINE)
         o->timeout = 0;
     if (optind >= argc)
-        usage_error("missing command");
+        usage_error("%s",
+                    o->group ? "missing command lines" : "missing command");
     o->cmd = argv + optind;
     o->ncmd = (size_t)(argc - optind);
 }
@@ -419,6 +464,26 @@ static char **child_env(ctx_time_t deadline)
     return env;
 }
 
+/* Group mode: libctx's threads watch the signals and the deadline from
+ * the start (the main thread waits for the group). */
+static int group(const struct opts *o, ctx_time_t deadline, ctx_t *pctx)
+{
+    ctx_t *run = NULL;
+    int rc = deadline == CTX_NO_DEADLINE
+                 ? ctx_with_cancel(ctx_background(), &run)
+                 : ctx_with_deadline(ctx_background(), deadline, &run);
+    if (rc == 0 && (rc = esc_watch_signals()) == 0 &&
+        (rc = esc_watch_deadline(run)) == 0) {
+        rc = run_group(o, pctx);
+    } else {
+        fprintf(stderr, "ctxrun: %s\n", strerror(rc));
+        rc = EXIT_CANCELED;
+    }
+    esc_stop(); /* before run is gone: its watch ends first */
+    ctx_release(run);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const int taken[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
@@ -448,7 +513,8 @@ int main(int argc, char **argv)
     signal(SIGTTIN, SIG_IGN);
     signal(SIGTTOU, SIG_IGN);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    if ((sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
+    if (!o.group &&
+        (sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
         fprintf(stderr, "ctxrun: cannot watch signals: %s\n", strerror(errno));
         return EXIT_CANCELED;
     }
@@ -475,10 +541,12 @@ int main(int argc, char **argv)
     if (rc == 0 && !(env = child_env(deadline)))
         rc = ENOMEM;
     if (rc == 0)
-        rc = esc_init(&o, pctx, env, 1, inherited);
+        rc = esc_init(&o, pctx, env, o.group ? o.ncmd : 1, inherited);
     if (rc != 0) {
         fprintf(stderr, "ctxrun: %s\n", strerror(rc));
         status = EXIT_CANCELED;
+    } else if (o.group) {
+        status = group(&o, deadline, pctx);
     } else {
         if (ctx_now() >= deadline) /* an inherited one, already past */
             esc_timed_out();

@@ -38,12 +38,15 @@ struct opts {
     bool preserve_status;
     bool foreground;
     bool verbose;
-    char **cmd; /* the command */
+    bool group;
+    int jobs;       /* group mode: at most this many at once; 0: no limit */
+    bool halt_soon; /* group mode: a failure lets running commands finish */
+    char **cmd;     /* the command, or the group's command lines */
     size_t ncmd;
 };
 
 /* What started the escalation. */
-enum trigger { TRIG_NONE, TRIG_TIMEOUT, TRIG_SIGNAL };
+enum trigger { TRIG_NONE, TRIG_TIMEOUT, TRIG_SIGNAL, TRIG_FAILURE };
 
 /* ------------------------------------------------------------ signame.c */
 
@@ -73,14 +76,14 @@ void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Prepare: the processes run in `pctx`, which the escalation cancels
  * before its first signal, with the environment `env`; `nslots` commands
- * can be live at once;
+ * can be live at once (1, or the group's command count);
  * `deadline_inherited`: the deadline is the one from CTX_DEADLINE (for
  * -v). */
 int esc_init(const struct opts *o, ctx_t *pctx, char **env, size_t nslots,
              bool deadline_inherited);
 
 /* Spawn a command into slot `slot`: refused (ECANCELED) once the
- * escalation started. Otherwise
+ * escalation started or the group was halted (esc_halt). Otherwise
  * ctx_proc_spawn's answer; on success the process is live: the
  * escalation's signals reach it. */
 int esc_spawn(size_t slot, char *const *argv, ctx_proc_t **out);
@@ -88,6 +91,9 @@ int esc_spawn(size_t slot, char *const *argv, ctx_proc_t **out);
 /* The process in `slot` ended: it leaves the live set. Returns the
  * trigger of an escalation started before this point (TRIG_NONE if none). */
 enum trigger esc_remove(size_t slot);
+
+/* Group mode: no command starts after this (a failure under --halt). */
+void esc_halt(void);
 
 /* Start the escalation: for a timeout or a failure, the sequence of the
  * options; for a received signal `sig`, that signal first, then the rest
@@ -99,16 +105,29 @@ bool esc_start(enum trigger t, int sig, const char *why);
 /* What started the escalation, and for a signal which (in *sig). */
 enum trigger esc_trigger(int *sig);
 
+/* Whether the escalation got to send SIGKILL. */
+bool esc_killed(void);
+
 /* The time ran out / ctxrun received `sig`: start the escalation (with
  * the -v text saying so). */
 void esc_timed_out(void);
 void esc_signalled(int sig);
 
 /* Take INT, TERM, HUP and QUIT on libctx's signal thread from now on (the
- * caller has them blocked). Called by the first esc_start. */
+ * caller has them blocked). Called by the first esc_start, and at once in
+ * group mode. */
 int esc_watch_signals(void);
+
+/* Start the escalation when `run` reaches its deadline (group mode). */
+int esc_watch_deadline(ctx_t *run);
 
 /* Stop watching and escalating, free everything (no callback runs after). */
 void esc_stop(void);
+
+/* ------------------------------------------------------------ group.c */
+
+/* Run the command lines of o->cmd under /bin/sh -c, their processes in
+ * `pctx`. Returns the exit status, or 0x100 | N: die of signal N. */
+int run_group(const struct opts *o, ctx_t *pctx);
 
 #endif /* CTXRUN_H */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The escalation that ends ctxrun's process trees: its trigger (the
- * deadline, a received signal), its steps on libctx's
+ * deadline, a received signal, a failed command), its steps on libctx's
  * timer, the set of live processes it reaches, and the -v log.
  *
  * DESIGN
@@ -9,7 +9,8 @@
  * Everything here is guarded by `mu`: the live set, the state of the
  * escalation, the step timers. Three kinds of threads call in: the main
  * thread (spawn, remove, and the deadline and signals it watches until
- * the escalation starts), libctx's timer thread (each step), libctx's
+ * the escalation starts) or the group's tasks (spawn, remove, a failure),
+ * libctx's timer thread (each step; the deadline in group mode), libctx's
  * signal thread (a received signal, once it watches). A signal goes out
  * under `mu`, so a process is either spawned and put in the live set
  * before a step is sent (and gets it), or spawned after the escalation
@@ -57,6 +58,7 @@ static struct {
     size_t nslots;                    /* immutable */
     ctx_proc_t **live;                /* guarded by mu */
     size_t nlive;                     /* guarded by mu */
+    bool halted;                      /* guarded by mu */
     bool stopped;                     /* guarded by mu */
     enum trigger trig;                /* guarded by mu */
     int trig_sig;                     /* guarded by mu */
@@ -72,6 +74,7 @@ static struct {
     bool watching;          /* guarded by mu: the signal thread's */
     ctx_t *sigctx, *sigold; /* guarded by mu */
     ctx_after_t *sigafter, *sigafter_old;
+    ctx_after_t *deadline_after; /* main thread only */
 } E = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* ------------------------------------------------------------ the log */
@@ -170,7 +173,7 @@ int esc_spawn(size_t slot, char *const *argv, ctx_proc_t **out)
     po.wait_delay = CTX_NO_DEADLINE;
     *out = NULL;
     pthread_mutex_lock(&E.mu);
-    if (E.trig != TRIG_NONE) {
+    if (E.trig != TRIG_NONE || E.halted) {
         rc = ECANCELED;
     } else if ((rc = ctx_proc_spawn(E.pctx, &po, out)) == 0) {
         E.live[slot] = *out;
@@ -193,6 +196,13 @@ enum trigger esc_remove(size_t slot)
     return t;
 }
 
+void esc_halt(void)
+{
+    pthread_mutex_lock(&E.mu);
+    E.halted = true;
+    pthread_mutex_unlock(&E.mu);
+}
+
 enum trigger esc_trigger(int *sig)
 {
     enum trigger t;
@@ -204,11 +214,24 @@ enum trigger esc_trigger(int *sig)
     return t;
 }
 
+bool esc_killed(void)
+{
+    bool k;
+    pthread_mutex_lock(&E.mu);
+    k = E.killed;
+    pthread_mutex_unlock(&E.mu);
+    return k;
+}
+
 /* ------------------------------------------------------------ steps */
 
 static const char *target(char *buf, size_t cap)
 {
-    snprintf(buf, cap, "the process tree");
+    if (!E.o->group)
+        snprintf(buf, cap, "the process tree");
+    else
+        snprintf(buf, cap, "%zu running command%s", E.nlive,
+                 E.nlive == 1 ? "" : "s");
     return buf;
 }
 
@@ -410,6 +433,12 @@ void esc_timed_out(void)
     esc_start(TRIG_TIMEOUT, 0, why);
 }
 
+static void on_deadline(void *arg)
+{
+    if (ctx_err(arg) == ETIMEDOUT)
+        esc_timed_out();
+}
+
 int esc_watch_signals(void)
 {
     int rc = 0;
@@ -427,6 +456,11 @@ int esc_watch_signals(void)
     return rc;
 }
 
+int esc_watch_deadline(ctx_t *run)
+{
+    return ctx_after_func(run, on_deadline, run, &E.deadline_after);
+}
+
 void esc_stop(void)
 {
     ctx_t *sc, *so;
@@ -441,6 +475,8 @@ void esc_stop(void)
     E.sigctx = E.sigold = NULL;
     E.sigafter = E.sigafter_old = NULL; /* a second call does nothing */
     pthread_mutex_unlock(&E.mu);
+    ctx_after_stop(E.deadline_after);
+    E.deadline_after = NULL;
     ctx_after_stop(sa);
     ctx_after_stop(sao);
     if (sc) {
