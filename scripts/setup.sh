@@ -4,8 +4,9 @@
 # Debian 12: packages come from apt; run as root (or install them yourself).
 set -eu
 
+# hyperfine: bench/bench_ctxrun.sh (it falls back to a C loop without it).
 pkgs="cmake ninja-build gcc clang clang-format libclang-rt-14-dev pkg-config
-      python3 strace binutils procps util-linux"
+      python3 strace binutils procps util-linux hyperfine"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
