@@ -9,15 +9,17 @@
 #                   the shutdown timeline, and proof that nothing was lost
 #   make bench      run the benchmarks beside the peers, write bench/RESULTS.md
 #   make format     reformat the sources with clang-format
+#   make fuzz       each parser's libFuzzer target for FUZZ_TIME seconds (clang)
 #   make install    install into PREFIX (default /usr/local)
 
 BUILD  ?= build
+FUZZ_TIME ?= 60
 PREFIX ?= /usr/local
 CTEST  = ctest --output-on-failure -j2 --test-dir
 CONFIG = cmake -S . -G Ninja -DCTX_WERROR=ON
 
 .PHONY: all setup build check check-normal check-asan check-tsan demo bench \
-        format install clean
+        format install clean fuzz
 
 all: build
 
@@ -55,6 +57,23 @@ demo: build
 bench: setup
 	@sh bench/run.sh
 
+# The parsers' libFuzzer targets (ASan+UBSan), one after the other, each
+# from its checked-in corpus (tests/fuzz/corpus/T); what they find goes to
+# build-fuzz/corpus/T. To keep the new inputs, minimised:
+#   build-fuzz/tests/fuzz_T -merge=1 tests/fuzz/corpus/T build-fuzz/corpus/T
+FUZZ_TARGETS = duration timeout grpc deadline
+fuzz: setup
+	@CC=clang $(CONFIG) -B build-fuzz -DCTX_FUZZ=ON \
+	    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCTX_BUILD_BENCH=OFF \
+	    -DCTX_BUILD_EXAMPLES=OFF >/dev/null
+	@cmake --build build-fuzz --target $(FUZZ_TARGETS:%=fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p build-fuzz/corpus/$$t; \
+	    dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
+	    build-fuzz/tests/fuzz_$$t -max_total_time=$(FUZZ_TIME) $$dict \
+	        build-fuzz/corpus/$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
+
 format: setup
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
@@ -62,4 +81,4 @@ install: build
 	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
-	rm -rf build build-asan build-tsan build-bench
+	rm -rf build build-asan build-tsan build-bench build-fuzz

@@ -7,10 +7,11 @@ set -eu
 # Beyond the toolchain: the demo server's HTTP parser, load generator and
 # the Prometheus parser its test uses; the adapters' libraries and the
 # servers their tests start (PostgreSQL, python3-grpcio for the gRPC test
-# server), and the isolated decoder's image library.
+# server), and the isolated decoder's image library; hyperfine for
+# bench/bench_ctxrun.sh (it falls back to a C loop without it).
 pkgs="cmake ninja-build gcc clang clang-format libclang-rt-14-dev pkg-config
       python3 strace binutils procps util-linux python3-prometheus-client
-      libhttp-parser-dev wrk
+      libhttp-parser-dev wrk hyperfine
       postgresql libpq-dev libcurl4-openssl-dev libgrpc-dev python3-grpcio
       libpng-dev"
 missing=""

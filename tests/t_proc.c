@@ -431,6 +431,49 @@ T_CASE(escaped_descendants_are_killed)
     ctx_release(c);
 }
 
+/* A signal to the tree reaches each process once: members of the child's
+ * process group by kill(-pgid), escapees by the marker search, not both
+ * (a second SIGINT means "force" to many programs). The shell runs its
+ * trap at once in `wait`, so a second delivery would be a second line. */
+T_CASE(tree_signal_arrives_once)
+{
+    char path[64];
+    char *argv[] = {"sh", "-c", NULL, NULL};
+    char *kill_it[] = {"pkill", "-f", fmt("sleep %s", tag(701)), NULL};
+    ctx_proc_opts_t o = CTX_PROC_OPTS_INIT;
+    ctx_proc_t *p;
+    char buf[256] = "";
+    ctx_t *c;
+    FILE *f;
+    int st;
+    snprintf(path, sizeof path, "/tmp/t_proc_once.%ld", (long)getpid());
+    argv[2] = fmt("trap 'echo usr1 >>%s' USR1; echo up >>%s; "
+                  "while :; do sleep %s & wait $!; done",
+                  path, path, tag(701));
+    unlink(path);
+    o.argv = argv;
+    o.wait_delay = 100 * CTX_MILLISECOND;
+    T_OK(ctx_with_cancel(ctx_background(), &c));
+    T_OK(ctx_proc_spawn(c, &o, &p));
+    for (int i = 0; i < 200 && alive_tagged(tag(701)) == 0; i++)
+        t_sleep_ns(10000000LL);
+    T_OK(ctx_proc_signal(p, SIGUSR1));
+    t_sleep_ns(300000000LL); /* a second one would be here by now */
+    ctx_cancel(c);
+    ctx_proc_wait(p, &st);
+    ctx_proc_free(p);
+    ctx_release(c);
+    f = fopen(path, "r");
+    T_TRUE(f != NULL);
+    T_EQ(fread(buf, 1, sizeof buf - 1, f) > 0, 1);
+    fclose(f);
+    unlink(path);
+    T_STREQ(buf, "up\nusr1\n");
+    o = (ctx_proc_opts_t)CTX_PROC_OPTS_INIT;
+    o.argv = kill_it;
+    run(ctx_background(), &o, &st);
+}
+
 T_CASE(grandchild_holding_the_pipe)
 {
     /* Not cancelled: the child exits at once, a grandchild in a session

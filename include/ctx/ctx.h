@@ -366,5 +366,6 @@ static inline int ctx__err_inline(const ctx_t *c)
 #include <ctx/proc.h>
 #include <ctx/force.h>
 #include <ctx/shutdown.h>
+#include <ctx/parse.h>
 
 #endif /* CTX_CTX_H */

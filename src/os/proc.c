@@ -39,6 +39,7 @@
 #define _GNU_SOURCE
 #include "tree.h"
 
+#include <ctx/parse.h>
 #include <ctx/proc.h>
 
 #include <errno.h>
@@ -106,7 +107,7 @@ static void send_tree(ctx_proc_t *p, int sig) CTX_REQUIRES(p->mu)
         pidfd_signal(p->pidfd, sig);
     } else {
         kill(-p->pid, sig);
-        ctx__tree_signal(p->marker, sig, NULL, 0, NULL);
+        ctx__tree_signal(p->marker, sig, p->pid, NULL, 0, NULL);
     }
     if (sig != SIGKILL && sig != SIGCONT) {
         if (p->foreground)
@@ -313,9 +314,11 @@ static int do_spawn(ctx_proc_t *p, const ctx_proc_opts_t *o, ctx_t *c)
                        (o->foreground ? 0 : POSIX_SPAWN_SETPGROUP));
     if (rc == 0) {
         bool has_dl = o->export_deadline && ctx_deadline(c, &dl);
-        if (has_dl)
-            snprintf(deadline, sizeof deadline, "CTX_DEADLINE=%lld",
-                     (long long)dl);
+        /* The child reads it back with ctx_from_env: the same format. */
+        if (has_dl) {
+            memcpy(deadline, "CTX_DEADLINE=", 13);
+            ctx_deadline_format(dl, deadline + 13, sizeof deadline - 13);
+        }
         env = child_env(o->envp, p->marker, has_dl ? deadline : NULL);
         if (!env)
             rc = ENOMEM;
@@ -536,7 +539,7 @@ static void wait_tree(ctx_proc_t *p)
     for (int round = 0; round < 100; round++) {
         struct pollfd pf[TREE_FDS];
         int alive = 0;
-        ctx__tree_signal(p->marker, 0, fds, TREE_FDS, &n);
+        ctx__tree_signal(p->marker, 0, 0, fds, TREE_FDS, &n);
         for (int i = 0; i < n; i++)
             pf[i] = (struct pollfd){fds[i], POLLIN, 0};
         if (n > 0) {

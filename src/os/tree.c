@@ -14,7 +14,8 @@
  * and has no marker; if the process dies after, pidfd_send_signal says
  * ESRCH. So a signal never reaches a process that is not of the tree.
  * Zombies have an empty environment and are skipped. Other users'
- * processes cannot be read and are skipped.
+ * processes cannot be read and are skipped. Members of the child's own
+ * process group are not signalled again: kill(-pgid) reached them.
  */
 #define _GNU_SOURCE
 #include "tree.h"
@@ -63,8 +64,8 @@ static bool env_has(int fd, const char *marker)
     }
 }
 
-int ctx__tree_signal(const char *marker, int sig, int *pidfds, int cap,
-                     int *kept)
+int ctx__tree_signal(const char *marker, int sig, pid_t skip_pgid, int *pidfds,
+                     int cap, int *kept)
 {
     DIR *d = opendir("/proc");
     struct dirent *e;
@@ -91,8 +92,12 @@ int ctx__tree_signal(const char *marker, int sig, int *pidfds, int cap,
         ours = efd >= 0 && env_has(efd, marker);
         if (efd >= 0)
             close(efd);
-        if (ours && (sig == 0 ||
-                     syscall(SYS_pidfd_send_signal, pfd, sig, NULL, 0) == 0)) {
+        /* A member of skip_pgid got sig from kill(-skip_pgid) already
+         * (the kernel hands a group signal to a child forked meanwhile
+         * too): a second one would count as a second Ctrl-C. */
+        if (ours &&
+            (sig == 0 || (skip_pgid > 0 && getpgid((pid_t)pid) == skip_pgid) ||
+             syscall(SYS_pidfd_send_signal, pfd, sig, NULL, 0) == 0)) {
             n++;
             if (pidfds && kept && *kept < cap) {
                 pidfds[(*kept)++] = pfd;
