@@ -11,7 +11,8 @@
 #   RUNS=1 make bench          a quick look
 #   SKIP_PEERS=1 make bench    reuse the peers' results already in build/peers
 #
-# Raw outputs: build-bench/results/run<i>/ (libctx: ctx.txt, ctx-static.txt,
+# Raw outputs: build-bench/results/ (ctxrun.txt, httpd.txt) and its
+# run<i>/ (libctx: ctx.txt, ctx-static.txt,
 # sync.txt, sync-attempts.txt, os.txt; Go's channels and subprocesses:
 # go-chan.txt, go-exec.txt), build/peers/run<i>/.
 set -eu
@@ -98,6 +99,18 @@ while [ "$i" -le "$RUNS" ]; do
     fi
     i=$((i + 1))
 done
+
+# ctxrun beside timeout(1), and the demo server beside Go's net/http: each
+# script repeats its own measurement (ctxrun: 400 runs of each in 4
+# rounds; httpd: RUNS runs) and writes its medians at the top of $OUT.
+echo "bench: ctxrun beside timeout" >&2
+RUNS=400 sh bench/bench_ctxrun.sh "$OUT" >/dev/null
+if command -v go >/dev/null 2>&1 && command -v wrk >/dev/null 2>&1; then
+    echo "bench: the demo server beside Go's net/http" >&2
+    RUNS=$RUNS sh bench/bench_httpd.sh "$OUT" >/dev/null
+else
+    echo "bench: no go or wrk: no demo server rows" >&2
+fi
 
 if [ "$SKIP_PEERS" = 1 ]; then
     if [ ! -d "$PEERS/run1" ]; then

@@ -53,6 +53,11 @@ def load_ctx(root):
                 P.parse_result(p, "ctx", vals)
         for p in sorted(glob.glob(os.path.join(root, r, "go-*.txt"))):
             P.parse_go(p, vals)  # bench/go: channels, exec, as ("go", ...)
+    # Scripts that repeat their own measurement: their medians, once.
+    for fn in ("ctxrun.txt", "httpd.txt"):
+        p = os.path.join(root, fn)
+        if os.path.exists(p):
+            P.parse_result(p, "ctx", vals)
     return vals, len(runs)
 
 
@@ -594,6 +599,36 @@ def main():
           "pipe and a socket, with and without a deadline, by the test "
           "`t_io_syscalls` in `make check`. The difference from `read` "
           "is that call's own cost.", ""]
+
+    L += ["## ctxrun and the demo server", "",
+          "`bench/bench_ctxrun.sh`: `ctxrun 10 true` against coreutils "
+          "`timeout 10 true`, start to exit, with hyperfine (400 runs of "
+          "each, in 4 rounds whose order alternates). "
+          "`bench/bench_httpd.sh`: the demo server (`examples/httpd`) "
+          "beside a Go 1.19 `net/http` server doing the same work "
+          "(`bench/go/httpd`: FNV-1a over 16 KiB under a 2 s per-request "
+          "deadline), `wrk -t2 -c64` for 10 s on `/work`, and the time "
+          "from SIGTERM to exit with 64 open `/stream` connections; "
+          "medians of the script's runs.", ""]
+    ct, tt = g("ctx", "ctxrun.true", "ns"), g("ctx", "timeout.true", "ns")
+    rows = [["`ctxrun 10 true` [ns, start to exit] (peer: `timeout 10 "
+             "true`)", fmt(ct), fmt(tt), fmt_ratio(ratio(ct, tt)),
+             "≤ 1.1×", met(ratio(ct, tt), 1.1)]]
+    for label, name, unit, better in [
+            ("demo server: requests/s, `wrk -t2 -c64` (peer: Go net/http)",
+             "requests_per_s", "req/s", "higher"),
+            ("demo server: p99 latency [ms]", "p99_latency", "ms", "lower"),
+            ("demo server: SIGTERM to exit, 64 open streams [ms]",
+             "shutdown_64_streams", "ms", "lower")]:
+        v = g("ctx", f"httpd.libctx.{name}", unit)
+        gv = g("ctx", f"httpd.go.{name}", unit)
+        cell = (lambda x: "—" if x is None else f"{x:.1f}"
+                if unit == "ms" else f"{x:.0f}")
+        rows.append([label, cell(v), cell(gv), fmt_ratio(ratio(v, gv)),
+                     "—", "—"])
+    L += table(["operation", "libctx", "peer", "ratio", "target", "met?"],
+               rows)
+    L.append("")
 
     L += ["## Shared vs static library", "",
           "The same program linked against `libctx.a` (`bench_ctx_static`)."
