@@ -170,6 +170,41 @@ static inline int t_failed(void)
     return atomic_load(&t__failures) != 0;
 }
 
+/*
+ * The allocation-failure sweep of one constructor (RELIABILITY G4):
+ * step(k, n, persistent, &ok) makes the call with its n-th allocation
+ * failing, once or from then on, checks what it must, and sets ok when the
+ * call succeeded (n was past its last allocation). Returns the number of
+ * allocation sites, found the same both ways, or -1 after a failure.
+ */
+typedef void (*t_sweep_fn)(const void *k, long n, int persistent, int *ok);
+
+static inline long t_sweep_sites(const char *name, t_sweep_fn step,
+                                 const void *k)
+{
+    long sites[2] = {-1, -1};
+    for (int persistent = 0; persistent < 2; persistent++) {
+        for (long n = 1; n <= 32; n++) {
+            int ok = 0;
+            step(k, n, persistent, &ok);
+            if (t_failed()) {
+                printf("  failed: %s, allocation %ld, %s\n", name, n,
+                       persistent ? "persistent" : "once");
+                return -1;
+            }
+            if (ok) {
+                sites[persistent] = n - 1;
+                break;
+            }
+        }
+    }
+    T_EXPECT_EQ(sites[0], sites[1]);
+    if (t_failed())
+        return -1;
+    printf("  %-44s %ld allocation site(s)\n", name, sites[0]);
+    return sites[0];
+}
+
 /* The sanitizer of this build: "address", "thread" or "" (none). */
 static inline const char *t_sanitizer(void)
 {

@@ -11,8 +11,6 @@
 
 #include <poll.h>
 
-#define FAILED() (atomic_load(&t__failures) != 0)
-
 static int key;
 static int sentinel;
 #define SENTINEL ((void *)&sentinel)
@@ -313,8 +311,9 @@ static void check_obj(const struct ctor *k, struct obj *o)
 }
 
 /* One call with its n-th allocation failing; *ok = 1 if it succeeded. */
-static void sweep_step(const struct ctor *k, long n, int persistent, int *ok)
+static void sweep_step(const void *kv, long n, int persistent, int *ok)
 {
+    const struct ctor *k = kv;
     struct world w;
     struct obj o = {SENTINEL, SENTINEL};
     ctx_stats_t s0, s1;
@@ -326,7 +325,7 @@ static void sweep_step(const struct ctor *k, long n, int persistent, int *ok)
         fill_heap();
     else
         heap_room();
-    if (FAILED())
+    if (t_failed())
         return;
     runs = 0;
     freed = 0;
@@ -370,26 +369,11 @@ T_CASE(alloc_sweep_constructors)
     T_OK(ctx_stats(&base));
     for (size_t i = 0; i < NCTORS; i++) {
         const struct ctor *k = &ctors[i];
-        long sites[2] = {-1, -1};
-        for (int persistent = 0; persistent < 2; persistent++) {
-            for (long n = 1; n <= 32; n++) {
-                int ok = 0;
-                sweep_step(k, n, persistent, &ok);
-                if (FAILED()) {
-                    printf("  failed: %s, allocation %ld, %s\n", k->name, n,
-                           persistent ? "persistent" : "once");
-                    return;
-                }
-                if (ok) {
-                    sites[persistent] = n - 1;
-                    break;
-                }
-            }
-        }
-        T_GE(sites[0], 1);
-        T_EQ(sites[0], sites[1]);
-        sites_of[i] = sites[0];
-        printf("  %-44s %ld allocation site(s)\n", k->name, sites[0]);
+        long sites = t_sweep_sites(k->name, sweep_step, k);
+        if (sites < 0)
+            return;
+        T_GE(sites, 1);
+        sites_of[i] = sites;
     }
     /* The grown variants reached the heap's reallocation: one more site. */
     T_EQ(sites_of[3], sites_of[2] + 1);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Run by strace_pool_clone3.sh under `strace -f -e inject=clone3:...`:
+ * Run by strace_clone3.sh under `strace -f -e inject=clone3:...`:
  * groups of tasks that sleep a little, so that the pool starts workers
  * (and the thread that watches them) while a chosen clone3 fails with
  * EAGAIN. Every ctx_group_go must return 0 or EAGAIN, every accepted task
@@ -9,6 +9,7 @@
  * injected failure; the script bounds the run with timeout(1).
  */
 #define _POSIX_C_SOURCE 200809L
+#include "bare.h"
 #include <ctx/ctx.h>
 
 #include <errno.h>
@@ -20,31 +21,6 @@
 
 #define ROUNDS 4
 #define TASKS  8
-
-static int failures;
-
-#define CHECK(x)                                                               \
-    do {                                                                       \
-        if (!(x)) {                                                            \
-            fprintf(stderr, "  %s:%d: %s\n", __FILE__, __LINE__, #x);          \
-            failures++;                                                        \
-        }                                                                      \
-    } while (0)
-
-/* Whether a tracer is attached (strace), from /proc/self/status. */
-static int traced(void)
-{
-    char line[256];
-    int pid = 0;
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        return 0;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "TracerPid:", 10) == 0)
-            pid = atoi(line + 10);
-    fclose(f);
-    return pid != 0;
-}
 
 static int nap(ctx_t *c, void *arg)
 {
@@ -63,7 +39,7 @@ int main(void)
 
     if (!traced()) {
         printf("SKIP: not under strace (run me through "
-               "strace_pool_clone3.sh)\n");
+               "strace_clone3.sh)\n");
         return 77;
     }
     for (int r = 0; r < ROUNDS; r++) {

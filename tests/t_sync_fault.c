@@ -10,8 +10,6 @@
 
 #include "internal.h"
 
-#define FAILED() t_failed()
-
 static int sentinel;
 #define SENTINEL ((void *)&sentinel)
 
@@ -269,8 +267,9 @@ static const struct ctor ctors[] = {
 #define NCTORS (sizeof ctors / sizeof ctors[0])
 
 /* One call with its n-th allocation failing; *ok = 1 if it succeeded. */
-static void sweep_step(const struct ctor *k, long n, int persistent, int *ok)
+static void sweep_step(const void *kv, long n, int persistent, int *ok)
 {
+    const struct ctor *k = kv;
     struct world w;
     void *obj = SENTINEL;
     void **out = k->use ? &obj : NULL;
@@ -279,7 +278,7 @@ static void sweep_step(const struct ctor *k, long n, int persistent, int *ok)
     int rc;
 
     world_open(&w);
-    if (FAILED())
+    if (t_failed())
         return;
     T_OK(ctx_stats(&s0));
     h0 = ctx__fault_hits(CTX__FAULT_ALLOC);
@@ -320,25 +319,10 @@ T_CASE(alloc_sweep_constructors)
     T_OK(ctx_stats(&base));
     for (size_t i = 0; i < NCTORS; i++) {
         const struct ctor *k = &ctors[i];
-        long sites[2] = {-1, -1};
-        for (int persistent = 0; persistent < 2; persistent++) {
-            for (long n = 1; n <= 32; n++) {
-                int ok = 0;
-                sweep_step(k, n, persistent, &ok);
-                if (FAILED()) {
-                    printf("  failed: %s, allocation %ld, %s\n", k->name, n,
-                           persistent ? "persistent" : "once");
-                    return;
-                }
-                if (ok) {
-                    sites[persistent] = n - 1;
-                    break;
-                }
-            }
-        }
-        T_GE(sites[0], 0);
-        T_EQ(sites[0], sites[1]);
-        printf("  %-44s %ld allocation site(s)\n", k->name, sites[0]);
+        long sites = t_sweep_sites(k->name, sweep_step, k);
+        if (sites < 0)
+            return;
+        T_GE(sites, 0);
     }
     T_OK(ctx_stats(&end));
     T_EQ(end.contexts, base.contexts);
@@ -368,7 +352,7 @@ T_CASE(stage_worker_allocation_fails)
         ctx_stage_opts_t o = CTX_STAGE_OPTS_INIT;
         long sites = -1;
         o.workers = workers;
-        for (long n = 1; n <= 32 && sites < 0 && !FAILED(); n++) {
+        for (long n = 1; n <= 32 && sites < 0 && !t_failed(); n++) {
             ctx_chan_t *in, *out;
             long v = 1;
             int rc, src, wrc;

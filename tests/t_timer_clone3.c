@@ -6,36 +6,12 @@
  * the next call must succeed and its deadline fire. No harness here: t.h
  * starts a watchdog thread, which would take the injected failure.
  */
+#include "bare.h"
 #include <ctx/ctx.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures;
-
-#define CHECK(x)                                                               \
-    do {                                                                       \
-        if (!(x)) {                                                            \
-            fprintf(stderr, "  %s:%d: %s\n", __FILE__, __LINE__, #x);          \
-            failures++;                                                        \
-        }                                                                      \
-    } while (0)
-
-/* Whether a tracer is attached (strace), from /proc/self/status. */
-static int traced(void)
-{
-    char line[256];
-    int pid = 0;
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        return 0;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "TracerPid:", 10) == 0)
-            pid = atoi(line + 10);
-    fclose(f);
-    return pid != 0;
-}
 
 int main(void)
 {

@@ -337,19 +337,15 @@ static int do_spawn(ctx_proc_t *p, const ctx_proc_opts_t *o, ctx_t *c)
         for (int i = 0; i < 3; i++)
             close_fd(&ours[i]);
     p->in_fd = ours[0];
-    if (hows[1] == CTX_PROC_CAPTURE) {
-        p->cap[0].on = true;
-        p->cap[0].fd = ours[1];
-        p->out_fd = -1;
-    } else {
-        p->out_fd = ours[1];
-    }
-    if (hows[2] == CTX_PROC_CAPTURE) {
-        p->cap[1].on = true;
-        p->cap[1].fd = ours[2];
-        p->err_fd = -1;
-    } else {
-        p->err_fd = ours[2];
+    for (int i = 1; i < 3; i++) { /* stdout, stderr: ours, or captured */
+        int *plain = i == 1 ? &p->out_fd : &p->err_fd;
+        if (hows[i] == CTX_PROC_CAPTURE) {
+            p->cap[i - 1].on = true;
+            p->cap[i - 1].fd = ours[i];
+            *plain = -1;
+        } else {
+            *plain = ours[i];
+        }
     }
     ctx__free(env);
     posix_spawnattr_destroy(&attr);
