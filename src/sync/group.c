@@ -26,14 +26,16 @@
  * so that its cancellation wakes it too. While a waiter is queued, new
  * calls queue behind it instead of taking a slot on the fast path.
  *
- * Handing slots over without a lost wakeup is a Dekker pair on `nqueued`
- * and the counters (all seq_cst): a finishing task first looks at
- * nqueued, and if a waiter is queued hands its slot to the first one
- * (neither counter moves); only otherwise does it bump `finished`. A
- * waiter first increments nqueued (with the enqueue), then dispatches:
- * takes any free slot for the queue's head. So either the finisher sees
- * the waiter, or the waiter sees the freed slot. A finisher touches the
- * group only before its hand-over or its increment: after it,
+ * Handing slots over without a lost wakeup: the queue's being non-empty
+ * is a bit of `finished` itself (QUEUED, set and cleared under `mu` as
+ * the queue fills and empties), so a finishing task decides and counts in
+ * one atomic step: its CAS bumps the count only while QUEUED is clear;
+ * seeing it set, it hands its slot to the first waiter instead (neither
+ * counter moves). A waiter sets QUEUED (with the enqueue), then
+ * dispatches: takes any free slot for the queue's head. Both touch the
+ * same word, so either the finisher's increment came first and the
+ * waiter's dispatch sees it, or the finisher sees the bit. A finisher
+ * touches the group only before its hand-over or its increment: after it,
  * ctx_group_wait may return and the group be freed (the futex wake that
  * follows uses only the address). Granted waiters are told after `mu` is
  * released, for the same reason.
@@ -63,8 +65,11 @@
 #include <errno.h>
 #include <string.h>
 
-#define ARMED ((uint64_t)1 << 63)
-#define SPINS 4000
+#define ARMED    ((uint64_t)1 << 63) /* ctx_group_wait sleeps on the count */
+#define QUEUED   ((uint64_t)1 << 62) /* slot waiters are queued */
+#define TARGET   0x3fffffffu         /* what the waiter waits for: bits 32-61 */
+#define LOW      0xffffffffu
+#define SPIN_FOR (20 * CTX_MICROSECOND) /* at the limit, before queueing */
 
 struct slotwait {
     _Atomic uint32_t word; /* 0 waiting, GOT: slot handed over, CANCELLED */
@@ -88,7 +93,7 @@ struct ctx_group {
                                               DESIGN (Latency); 0 until then */
     bool cw_linked;                        /* immutable: cw was registered */
     _Alignas(64) _Atomic uint32_t started; /* see DESIGN */
-    _Alignas(64) _Atomic uint64_t finished; /* count | ARMED | target */
+    _Alignas(64) _Atomic uint64_t finished; /* count | flags | target */
 };
 
 /* The low half of `finished`: the count, and the waiter's futex word. */
@@ -186,7 +191,8 @@ static void unqueue(ctx_group_t *g, struct slotwait *w) CTX_REQUIRES(g->mu)
     else
         g->qtail = w->pprev;
     w->pprev = NULL;
-    atomic_fetch_sub(&g->nqueued, 1);
+    if (atomic_fetch_sub(&g->nqueued, 1) == 1)
+        atomic_fetch_and(&g->finished, ~QUEUED);
 }
 
 /*
@@ -233,25 +239,33 @@ static void dispatch(ctx_group_t *g)
  */
 static void put_slot(ctx_group_t *g)
 {
-    uint64_t old;
-    uint32_t count;
+    uint64_t old, new;
 
-    if (atomic_load(&g->nqueued)) {
-        struct slotwait *w;
-        ctx__lock(&g->mu);
-        if ((w = g->qhead) != NULL) {
-            unqueue(g, w); /* our slot becomes theirs */
-            w->next = NULL;
-            ctx__unlock(&g->mu);
-            grant_all(w);
-            return;
+    __builtin_prefetch(&g->finished, 1); /* one transfer for load + CAS */
+    old = atomic_load(&g->finished);
+
+    for (;;) {
+        if (old & QUEUED) {
+            struct slotwait *w;
+            ctx__lock(&g->mu);
+            if ((w = g->qhead) != NULL) {
+                unqueue(g, w); /* our slot becomes theirs */
+                w->next = NULL;
+                ctx__unlock(&g->mu);
+                grant_all(w);
+                return;
+            }
+            ctx__unlock(&g->mu); /* emptied meanwhile: QUEUED is clear */
+            old = atomic_load(&g->finished);
+            continue;
         }
-        ctx__unlock(&g->mu);
+        /* The count wraps within its half: no carry into the flags. */
+        new = (old & ~(uint64_t)LOW) | (uint32_t)(old + 1);
+        if (atomic_compare_exchange_weak(&g->finished, &old, new))
+            break;
     }
-    old = atomic_fetch_add(&g->finished, 1);
-    count = (uint32_t)old + 1;
     if ((old & ARMED) &&
-        (count & 0x7fffffffu) == (uint32_t)(old >> 32 & 0x7fffffffu))
+        ((uint32_t) new &TARGET) == (uint32_t)(old >> 32 & TARGET))
         ctx__futex_wake_all(finished_word(g)); /* the address only */
 }
 
@@ -263,11 +277,21 @@ static int slow_slot(ctx_group_t *g)
     uint32_t v;
     int rc;
 
-    for (int i = 0; i < SPINS && !atomic_load(&g->nqueued); i++) {
+    ctx_time_t until = 0;
+
+    for (unsigned i = 1; !atomic_load(&g->nqueued); i++) {
         if (ctx_done(g->ctx))
             return ctx_err(g->ctx);
         if (fast_slot(g))
             return 0;
+        if (i % 64 == 0) { /* no clock read for slots that free at once */
+            ctx_time_t now = ctx__real_now();
+            if (!until)
+                until = now + SPIN_FOR;
+            else if (now >= until)
+                break;
+        }
+        ctx__cpu_relax();
     }
     atomic_init(&w.word, 0);
     wr.word = &w.word;
@@ -281,7 +305,8 @@ static int slow_slot(ctx_group_t *g)
     w.pprev = g->qtail;
     *g->qtail = &w;
     g->qtail = &w.next;
-    atomic_fetch_add(&g->nqueued, 1);
+    if (atomic_fetch_add(&g->nqueued, 1) == 0)
+        atomic_fetch_or(&g->finished, QUEUED); /* see DESIGN */
     ctx__unlock(&g->mu);
     dispatch(g); /* a slot may have been freed before we were queued */
 
@@ -330,12 +355,12 @@ static void finish(ctx_group_t *g, int rc)
     put_slot(g);
 }
 
-static void run_task(struct ctx__task *t)
+void ctx__task_run(struct ctx__task *t)
 {
     finish(t->g, t->fn(t->g->ctx, t->arg));
 }
 
-static void lost_task(struct ctx__task *t)
+void ctx__task_lost(struct ctx__task *t)
 {
     finish(t->g, ECANCELED);
 }
@@ -353,8 +378,6 @@ int ctx_group_go_opts(ctx_group_t *g, const ctx_go_opts_t *opts, ctx_task_fn fn,
         if (rc)
             return rc;
     }
-    t.run = run_task;
-    t.lost = lost_task;
     t.g = g;
     t.fn = fn;
     t.arg = arg;
@@ -400,7 +423,7 @@ int ctx_group_wait(ctx_group_t *g)
         uint64_t f = atomic_load(&g->finished);
         uint32_t st = atomic_load(&g->started);
         uint64_t armed =
-            (f & 0xffffffffu) | ARMED | ((uint64_t)(st & 0x7fffffffu) << 32);
+            (f & (LOW | QUEUED)) | ARMED | ((uint64_t)(st & TARGET) << 32);
         if ((uint32_t)f == st)
             break;
         if (f != armed &&

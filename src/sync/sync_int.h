@@ -12,18 +12,24 @@
 #include <ctx/ctx.h>
 
 /*
- * A task: what to run. The submitter fills one (on its stack) and the pool
- * copies it into its queue; the worker that runs it copies it out again,
- * so no task costs an allocation.
+ * A task: a group's function to run. The submitter fills one (on its
+ * stack) and the pool copies it into its queue; the worker that runs it
+ * copies it out again, so no task costs an allocation. With the queue's
+ * sequence word it fills one cache line.
  */
 struct ctx__task {
-    void (*run)(struct ctx__task *t);  /* runs the task on a worker */
-    void (*lost)(struct ctx__task *t); /* the thread died inside run */
-    struct ctx_group *g;               /* NULL if not a group's */
+    struct ctx_group *g;
     ctx_task_fn fn;
     void *arg;
     char name[32]; /* for dumps; "" if unnamed */
 };
+
+/* Run a task on a worker, and finish it in its group (group.c). */
+void ctx__task_run(struct ctx__task *t);
+
+/* The thread running t ended inside it (pthread_exit): finish t as if it
+ * had returned ECANCELED (group.c). */
+void ctx__task_lost(struct ctx__task *t);
 
 /*
  * Submit a copy of *t to run once on a pool thread. Returns 0 (it will

@@ -114,6 +114,51 @@ T_CASE(go_at_limit_races_cancel)
     T_GT(refused, 0);
 }
 
+/*
+ * The hand-over of a slot against the submitter queueing for it: limit 1,
+ * one task at a time busy for 0-60 us, so that ctx_group_go, which spins
+ * for a while at the limit and then queues, queues at every distance from
+ * the moment the task returns. A task returning just as the submitter
+ * queues must either hand its slot over or be seen freeing it; a lost
+ * hand-over leaves ctx_group_go blocked for good (the watchdog aborts).
+ * Every task runs exactly once.
+ */
+static atomic_long busy_runs;
+
+static int busy_task(ctx_t *c, void *arg)
+{
+    long long until = t_now_ns() + (long long)(uintptr_t)arg;
+    (void)c;
+    while (t_now_ns() < until)
+        ;
+    atomic_fetch_add(&busy_runs, 1);
+    return 0;
+}
+
+T_CASE(slot_handover_races_queueing)
+{
+    long rounds = t_scale(100000), r;
+    long long t0 = t_now_ns();
+    uint64_t seed = 7;
+    int64_t tasks0 = live_tasks();
+    ctx_group_t *g;
+
+    T_OK(ctx_group_new(ctx_background(), &g));
+    T_OK(ctx_group_set_limit(g, 1));
+    wd_start("slot_handover_races_queueing", NULL);
+    for (r = 0; r < rounds && !FAILED() && in_budget(t0); r++) {
+        uintptr_t ns = (uintptr_t)(t_rand(&seed) % 60000);
+        T_EXPECT_ERR(ctx_group_go(g, busy_task, (void *)ns), 0);
+        wd_tick();
+    }
+    T_EXPECT_ERR(ctx_group_wait(g), 0);
+    wd_stop();
+    ctx_group_free(g);
+    T_EXPECT_EQ(atomic_load(&busy_runs), r);
+    T_EXPECT_EQ(live_tasks(), tasks0);
+    report("slot_handover_races_queueing", r, rounds, t0);
+}
+
 /* ------------------------------------------------------------ errors */
 
 /*
