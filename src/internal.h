@@ -390,6 +390,28 @@ ctx_time_t ctx__real_now(void);
 /* CLOCK_MONOTONIC_COARSE: a few ns, a few ms of resolution (dump ages). */
 ctx_time_t ctx__coarse_now(void);
 
+/*
+ * CLOCK_MONOTONIC read through the TSC where the kernel uses it too
+ * (fastclock.c): ~10 ns against ~23. Within ~100 ns of the real clock,
+ * but an unordered read: readings may be out of order by tens of ns (in
+ * one thread too). Elsewhere, and for its first millisecond, it is
+ * ctx__real_now.
+ */
+ctx_time_t ctx__tsc_now(void);
+bool ctx__tsc_active(void); /* tests: the TSC is being used */
+void ctx__tsc_off(void);    /* tests: use ctx__real_now from now on */
+
+/* The test clock is on (timer.c). */
+extern atomic_int ctx__virt;
+
+/* ctx_now() for hot paths: the test clock if on, else ctx__tsc_now. */
+static inline ctx_time_t ctx__now_fast(void)
+{
+    if (CTX_UNLIKELY(ctx__load_relaxed(&ctx__virt)))
+        return ctx_now();
+    return ctx__tsc_now();
+}
+
 /* a + b, saturating at CTX_NO_DEADLINE and at INT64_MIN. */
 static inline ctx_time_t ctx__time_add(ctx_time_t a, ctx_time_t b)
 {

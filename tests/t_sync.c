@@ -6,7 +6,13 @@
  */
 #include "t.h"
 
+#include "internal.h"
+
+#include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------ semaphore */
 
@@ -417,4 +423,100 @@ T_CASE(limiter_set_changes_rate)
     T_FALSE(ctx_limiter_allow(l));
     ctx_limiter_free(l);
     ctx_testclock_disable();
+}
+
+/* ------------------------------------------------------------ fast clock */
+
+/* The kernel reads time through the TSC here: ours must be in use then. */
+static bool clocksource_is_tsc(void)
+{
+    char buf[16] = "";
+    int fd = open("/sys/devices/system/clocksource/clocksource0/"
+                  "current_clocksource",
+                  O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    if (read(fd, buf, sizeof buf - 1) < 0)
+        buf[0] = 0;
+    close(fd);
+    return strcmp(buf, "tsc\n") == 0;
+}
+
+#define FC_SLACK (1 * CTX_MICROSECOND)
+
+static atomic_long fc_outside; /* readings outside their bracket */
+static atomic_long fc_reads;
+
+/* For 300 ms (calibration and six resyncs): every reading lies between
+ * the real clock read just before and just after it, give or take the
+ * fast clock's allowed error. */
+static void *fc_reader(void *arg)
+{
+    ctx_time_t end = ctx__real_now() + 300 * CTX_MILLISECOND;
+    long n = 0, bad = 0;
+    (void)arg;
+    for (;;) {
+        ctx_time_t r1 = ctx__real_now();
+        ctx_time_t f = ctx__tsc_now();
+        ctx_time_t r2 = ctx__real_now();
+        if (f < r1 - FC_SLACK || f > r2 + FC_SLACK)
+            bad++;
+        n++;
+        if (r2 >= end)
+            break;
+    }
+    atomic_fetch_add(&fc_outside, bad);
+    atomic_fetch_add(&fc_reads, n);
+    return NULL;
+}
+
+T_CASE(fast_clock_tracks_the_monotonic_clock)
+{
+    pthread_t t[3];
+    long reads, outside;
+    for (int i = 0; i < 3; i++)
+        T_EQ(pthread_create(&t[i], NULL, fc_reader, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    reads = atomic_load(&fc_reads);
+    outside = atomic_load(&fc_outside);
+    T_GT(reads, 1000);
+    T_EQ(outside, 0);
+    if (clocksource_is_tsc())
+        T_TRUE(ctx__tsc_active());
+    else
+        T_FALSE(ctx__tsc_active());
+}
+
+/* On the real clock: 2000 tokens a second, burst 20, asked for as fast
+ * as possible for 250 ms, grants the burst plus 500, never more (+1 for a
+ * reading at the end), and less only by what a preemption of the loop for
+ * longer than the burst lasts (10 ms) lets overflow. */
+T_CASE(limiter_rate_on_the_real_clock)
+{
+    ctx_limiter_t *l;
+    long granted = 0, refill;
+    ctx_time_t t0, end;
+    T_OK(ctx_limiter_new(2000, 20, &l));
+    t0 = ctx__real_now();
+    end = t0 + 250 * CTX_MILLISECOND;
+    while (ctx__real_now() < end)
+        granted += ctx_limiter_allow(l);
+    end = ctx__real_now();
+    ctx_limiter_free(l);
+    refill = (long)((end - t0) * 2000 / CTX_SECOND);
+    T_LE(granted, 20 + refill + 1);
+    T_GE(granted, 20 + refill * 95 / 100);
+}
+
+T_CASE(fast_clock_off_reads_the_real_clock)
+{
+    ctx_time_t r1, f, r2;
+    ctx__tsc_off();
+    T_FALSE(ctx__tsc_active());
+    r1 = ctx__real_now();
+    f = ctx__tsc_now();
+    r2 = ctx__real_now();
+    T_LE(r1, f);
+    T_LE(f, r2);
 }

@@ -30,7 +30,7 @@
  * while holding `timer_lock`: firing a virtual waiter marks it under the
  * lock and wakes it after dropping it.
  *
- * Test clock: `virt` switches ctx_now() to `vnow`. The thread then fires
+ * Test clock: `ctx__virt` switches ctx_now() to `vnow`. The thread then fires
  * nothing; ctx_testclock_advance pops and fires due deadlines itself, in
  * (when, seq) order, stepping `vnow` to each deadline as it fires it.
  * ctx_wait with a timeout parks as usual but registers a `vwaiter` that
@@ -69,19 +69,19 @@ static struct {
 } T = {.sleep_until = CTX_NO_DEADLINE};
 
 static ctx__mutex_t start_mu = CTX__MUTEX_INIT;
-static atomic_int virt;
+atomic_int ctx__virt;
 static _Atomic ctx_time_t vnow;
 
 ctx_time_t ctx_now(void)
 {
-    if (CTX_UNLIKELY(ctx__load_relaxed(&virt)))
+    if (CTX_UNLIKELY(ctx__load_relaxed(&ctx__virt)))
         return atomic_load_explicit(&vnow, memory_order_acquire);
     return ctx__real_now();
 }
 
 bool ctx_testclock_enabled(void)
 {
-    return ctx__load_relaxed(&virt) != 0;
+    return ctx__load_relaxed(&ctx__virt) != 0;
 }
 
 /* ------------------------------------------------------------ heap */
@@ -172,13 +172,13 @@ static void *timer_main(void *arg)
     for (;;) {
         ctx_time_t until;
         uint32_t w;
-        if (!ctx__load_relaxed(&virt) && T.n &&
+        if (!ctx__load_relaxed(&ctx__virt) && T.n &&
             T.heap[0]->when <= ctx__real_now()) {
             fire_first();
             continue;
         }
-        until = (ctx__load_relaxed(&virt) || !T.n) ? CTX_NO_DEADLINE
-                                                   : T.heap[0]->when;
+        until = (ctx__load_relaxed(&ctx__virt) || !T.n) ? CTX_NO_DEADLINE
+                                                        : T.heap[0]->when;
         T.sleep_until = until;
         w = atomic_load(&T.wake);
         ctx__spin_unlock(&timer_lock);
@@ -256,7 +256,7 @@ int ctx__timer_arm(struct ctx_timed *t)
     t->seq = ++T.seq;
     T.n++;
     sift_up(T.n - 1, t);
-    if (!ctx__load_relaxed(&virt) && t->when < T.sleep_until) {
+    if (!ctx__load_relaxed(&ctx__virt) && t->when < T.sleep_until) {
         T.sleep_until = t->when;
         atomic_fetch_add(&T.wake, 1);
         wake = 1;
@@ -341,7 +341,7 @@ int ctx__vwait(struct ctx *c, ctx_time_t until)
     int rc;
 
     ctx__spin_lock(&timer_lock);
-    if (!ctx__load_relaxed(&virt)) {
+    if (!ctx__load_relaxed(&ctx__virt)) {
         ctx__spin_unlock(&timer_lock);
         return -1;
     }
@@ -394,12 +394,12 @@ int ctx__vwait(struct ctx *c, ctx_time_t until)
 int ctx_testclock_enable(void)
 {
     ctx__spin_lock(&timer_lock);
-    if (ctx__load_relaxed(&virt)) {
+    if (ctx__load_relaxed(&ctx__virt)) {
         ctx__spin_unlock(&timer_lock);
         return EBUSY;
     }
     atomic_store(&vnow, ctx__real_now());
-    atomic_store(&virt, 1);
+    atomic_store(&ctx__virt, 1);
     atomic_fetch_add(&T.wake, 1);
     ctx__spin_unlock(&timer_lock);
     wake_thread();
@@ -410,8 +410,8 @@ void ctx_testclock_disable(void)
 {
     struct vwaiter *fired = NULL;
     ctx__spin_lock(&timer_lock);
-    if (ctx__load_relaxed(&virt)) {
-        atomic_store(&virt, 0);
+    if (ctx__load_relaxed(&ctx__virt)) {
+        atomic_store(&ctx__virt, 0);
         while (T.vw)
             vfire(T.vw, &fired);
         T.sleep_until = CTX_NO_DEADLINE;
@@ -430,12 +430,12 @@ int ctx_testclock_advance(ctx_time_t d)
     if (d < 0)
         return EINVAL;
     ctx__spin_lock(&timer_lock);
-    if (!ctx__load_relaxed(&virt)) {
+    if (!ctx__load_relaxed(&ctx__virt)) {
         ctx__spin_unlock(&timer_lock);
         return EINVAL;
     }
     target = ctx__time_add(atomic_load(&vnow), d);
-    while (ctx__load_relaxed(&virt) && T.n && T.heap[0]->when <= target) {
+    while (ctx__load_relaxed(&ctx__virt) && T.n && T.heap[0]->when <= target) {
         ctx_time_t when = T.heap[0]->when;
         if (when > atomic_load(&vnow))
             atomic_store_explicit(&vnow, when, memory_order_release);
@@ -449,7 +449,7 @@ int ctx_testclock_advance(ctx_time_t d)
         }
         fire_first();
     }
-    if (ctx__load_relaxed(&virt)) {
+    if (ctx__load_relaxed(&ctx__virt)) {
         if (target > atomic_load(&vnow))
             atomic_store_explicit(&vnow, target, memory_order_release);
         vfire_due(atomic_load(&vnow), &fired);

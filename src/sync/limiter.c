@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The token-bucket rate limiter (Go's x/time/rate): allow, wait and
- * reservations, on ctx_now() so the test clock drives it.
+ * reservations, on ctx_now()'s clock so the test clock drives it (read
+ * through ctx__now_fast: the TSC where the kernel uses it too).
  *
  * DESIGN
  *
@@ -11,7 +12,9 @@
  * `last_event` is the time the latest reservation may act, so that a
  * cancelled reservation gives back only the tokens no later reservation
  * has counted on. Every operation is a few floating-point steps under a
- * spin lock; the one system-level cost is the clock read (a vDSO call).
+ * spin lock; the one system-level cost is the clock read (the TSC, or a
+ * vDSO call). The TSC reading may be tens of ns out of order with another
+ * thread's: advance() clamps a `now` before `last`, as Go's does.
  */
 #include "sync_int.h"
 
@@ -46,7 +49,7 @@ int ctx_limiter_new(double per_second, int64_t burst, ctx_limiter_t **out)
     l->limit = per_second;
     l->burst = burst;
     l->tokens = (double)burst;
-    l->last = ctx_now();
+    l->last = ctx__now_fast();
     l->last_event = l->last;
     *out = l;
     return 0;
@@ -138,7 +141,7 @@ bool ctx_limiter_allow_n(ctx_limiter_t *l, int64_t n)
 
     if (!l || n < 0)
         return false;
-    now = ctx_now();
+    now = ctx__now_fast();
     ctx__spin_lock(&l->lock);
     reserve(l, now, n, 0, &r);
     ctx__spin_unlock(&l->lock);
@@ -156,7 +159,7 @@ int ctx_limiter_reserve(ctx_limiter_t *l, int64_t n, ctx_reservation_t *r)
 
     if (!l || !r || n < 0)
         return EINVAL;
-    now = ctx_now();
+    now = ctx__now_fast();
     ctx__spin_lock(&l->lock);
     reserve(l, now, n, CTX_NO_DEADLINE, r);
     ctx__spin_unlock(&l->lock);
@@ -173,7 +176,7 @@ ctx_time_t ctx_reservation_delay(const ctx_reservation_t *r)
     ctx_time_t now;
     if (!r || !r->ok)
         return CTX_NO_DEADLINE;
-    now = ctx_now();
+    now = ctx__now_fast();
     return r->time_to_act > now ? r->time_to_act - now : 0;
 }
 
@@ -216,7 +219,7 @@ out:
 void ctx_reservation_cancel(ctx_reservation_t *r)
 {
     if (r && r->ok && r->lim)
-        cancel_at(r, ctx_now());
+        cancel_at(r, ctx__now_fast());
 }
 
 int ctx_limiter_wait(ctx_limiter_t *l, ctx_t *c, int64_t n)
@@ -227,19 +230,18 @@ int ctx_limiter_wait(ctx_limiter_t *l, ctx_t *c, int64_t n)
 
     if (!l || !c || n < 0)
         return EINVAL;
-    ctx__spin_lock(&l->lock);
-    rc = n > l->burst && !isinf(l->limit) ? EINVAL : 0;
-    ctx__spin_unlock(&l->lock);
-    if (rc)
-        return rc;
-    if (ctx_done(c))
-        return ctx_err(c);
-    now = ctx_now();
+    now = ctx__now_fast();
     if (ctx_deadline(c, &deadline))
         max_wait = deadline - now;
     ctx__spin_lock(&l->lock);
-    reserve(l, now, n, max_wait, &r);
+    rc = n > l->burst && !isinf(l->limit) ? EINVAL
+         : ctx_done(c)                    ? ctx_err(c)
+                                          : 0;
+    if (!rc)
+        reserve(l, now, n, max_wait, &r);
     ctx__spin_unlock(&l->lock);
+    if (rc)
+        return rc;
     if (!r.ok)
         return ETIMEDOUT; /* the wait would pass c's deadline */
     if (r.time_to_act <= now)
@@ -253,7 +255,7 @@ int ctx_limiter_wait(ctx_limiter_t *l, ctx_t *c, int64_t n)
      * has come by then, and keeps them; here the outcome is one or the
      * other: tokens whose time has come are taken and the wait succeeds,
      * otherwise they are given back in full and it fails. */
-    now = ctx_now();
+    now = ctx__now_fast();
     if (now >= r.time_to_act)
         return 0;
     cancel_at(&r, now);
@@ -267,7 +269,7 @@ int ctx_limiter_set(ctx_limiter_t *l, double per_second, int64_t burst)
 
     if (!l || bad_rate(per_second) || burst < 0)
         return EINVAL;
-    now = ctx_now();
+    now = ctx__now_fast();
     ctx__spin_lock(&l->lock);
     t = advance(l, now, &last);
     l->last = now;
@@ -284,7 +286,7 @@ double ctx_limiter_tokens(ctx_limiter_t *l)
     double t;
     if (!l)
         return 0;
-    now = ctx_now();
+    now = ctx__now_fast();
     ctx__spin_lock(&l->lock);
     t = advance(l, now, &last);
     ctx__spin_unlock(&l->lock);
