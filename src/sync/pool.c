@@ -38,6 +38,13 @@
  * the submitter sees the spinner, which then sees the task, or it sees it
  * idle and wakes it (or another).
  *
+ * A thread being started is counted (spinning) before it exists, so that
+ * a burst of submits starts one thread, not one each; a submitter that
+ * reads `state` meanwhile leaves its task to it. If the start fails, the
+ * starter takes the count back, then looks at the queue and kicks the
+ * monitor if anything waits: the same pair (the submitter pushes, then
+ * reads `state`; the starter updates `state`, then reads the queue).
+ *
  * Monitor. Kicked when tasks wait behind busy workers, it looks every
  * GRACE while work keeps coming (a kick while it is awake is a flag, not a
  * system call) and parks after a quiet while; when the queue did not move
@@ -598,6 +605,10 @@ static int grow(void)
         ctx__spin_unlock(&workers_lock);
         state_add(0, ST_THREAD + ST_SPIN);
         ctx__free(w);
+        /* A submitter may have left its task to the thread we counted
+         * (see DESIGN): have the monitor see to what waits. */
+        if (queued())
+            kick();
     }
     return rc;
 }
