@@ -12,6 +12,8 @@
 #include "internal.h"
 #include "stress/race.h"
 
+#include <sys/wait.h>
+
 static int count_task(ctx_t *c, void *arg)
 {
     (void)c;
@@ -275,6 +277,71 @@ T_CASE(all_workers_blocked_thread_start_fails)
     T_EQ(atomic_load(&runs), accepted + 1);
     ctx_group_free(g);
     ctx_sem_free(gt.s);
+}
+
+/* ------------------------------------------------------------ fork */
+
+/*
+ * fork() while the pool is watched (its workers blocked, so that the
+ * monitor runs): the child has none of the parent's threads, the monitor
+ * included. Its only worker blocked on a gate that a task still to be
+ * started opens, the child's pool must watch for it and start the opener
+ * on a new thread (the blocked task gives up after 2 s, and the child's
+ * group then fails with ETIMEDOUT).
+ */
+static int forked_child(void)
+{
+    struct gate gt;
+    ctx_group_t *g;
+    long long until = t_now_ns() + 5000000000LL;
+    int rc;
+
+    alarm(10);
+    atomic_init(&gt.started, 0);
+    if (ctx_sem_new(1, &gt.s) != 0 || !ctx_sem_try_acquire(gt.s, 1) ||
+        ctx_with_timeout(ctx_background(), 2 * CTX_SECOND, &gt.c) != 0 ||
+        ctx_group_new(ctx_background(), &g) != 0 ||
+        ctx_group_go(g, blocker, &gt) != 0)
+        return 2;
+    while (atomic_load(&gt.started) < 1 && t_now_ns() < until)
+        t_sleep_ns(100000);
+    if (atomic_load(&gt.started) < 1 || ctx_group_go(g, opener, &gt) != 0)
+        return 2;
+    rc = ctx_group_wait(g);
+    return rc == 0 ? 0 : rc == ETIMEDOUT ? 3 : 4;
+}
+
+T_CASE(fork_child_watches_its_own_pool)
+{
+    ctx_group_t *g;
+    struct gate gt;
+    pid_t pid, wr;
+    int status;
+
+#ifdef T_TSAN
+    return; /* TSan cannot start threads after a multi-threaded fork */
+#endif
+    atomic_init(&gt.started, 0);
+    T_OK(ctx_sem_new(1, &gt.s));
+    T_TRUE(ctx_sem_try_acquire(gt.s, 1));
+    gt.c = ctx_background();
+    T_OK(ctx_group_new(ctx_background(), &g));
+    /* Two at least: the second go, one worker blocked, has it watched. */
+    T_GE(block_all_workers(g, &gt, 2), 2);
+    pid = fork();
+    if (pid == 0)
+        _exit(forked_child());
+    ctx_sem_release(gt.s, 1);
+    T_OK(ctx_group_wait(g));
+    ctx_group_free(g);
+    ctx_sem_free(gt.s);
+    T_GT(pid, 0);
+    while ((wr = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+        ;
+    T_EQ(wr, pid);
+    T_TRUE(WIFEXITED(status));
+    /* 3: the opener did not start while the child's worker was blocked */
+    T_EQ(WEXITSTATUS(status), 0);
 }
 
 /* ------------------------------------------------------------ first */

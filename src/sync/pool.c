@@ -314,6 +314,14 @@ static _Thread_local struct worker *self;
 static pthread_key_t worker_key;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
+/* The monitor's (see below). */
+static ctx__spin_t mon_lock = CTX__SPIN_INIT;
+static bool mon_running CTX_GUARDED_BY(mon_lock);
+static atomic_bool mon_kicked;    /* a watch is asked for */
+static atomic_bool mon_asleep;    /* parked on mon_word: kicks must wake */
+static _Atomic uint32_t mon_word; /* the monitor's futex */
+static atomic_bool exhausted;     /* the monitor could not add a thread */
+
 static void worker_lost(void *p);
 static void kick(void);
 
@@ -336,17 +344,20 @@ static void atfork_prepare(void) CTX_NO_TSA
     ctx__spin_lock(&workers_lock);
     ctx__spin_lock(&idle_lock);
     ctx__spin_lock(&ovf_lock);
+    ctx__spin_lock(&mon_lock);
 }
 
 static void atfork_parent(void) CTX_NO_TSA
 {
+    ctx__spin_unlock(&mon_lock);
     ctx__spin_unlock(&ovf_lock);
     ctx__spin_unlock(&idle_lock);
     ctx__spin_unlock(&workers_lock);
 }
 
-/* The child has none of the workers: start from an empty pool. Queued
- * tasks stay queued and run if the child submits more. */
+/* The child has none of the workers, nor the monitor: start from an empty
+ * pool, whose first watch starts a monitor of its own. Queued tasks stay
+ * queued and run if the child submits more. */
 static void atfork_child(void) CTX_NO_TSA
 {
     workers = NULL;
@@ -354,6 +365,10 @@ static void atfork_child(void) CTX_NO_TSA
     atomic_store(&state, 0);
     gauges(0);
     self = NULL;
+    mon_running = false;
+    atomic_store(&mon_kicked, false);
+    atomic_store(&mon_asleep, false);
+    atomic_store(&exhausted, false);
     atfork_parent();
 }
 
@@ -614,13 +629,6 @@ static int grow(void)
 }
 
 /* ------------------------------------------------------------ monitor */
-
-static ctx__spin_t mon_lock = CTX__SPIN_INIT;
-static bool mon_running CTX_GUARDED_BY(mon_lock);
-static atomic_bool mon_kicked;    /* a watch is asked for */
-static atomic_bool mon_asleep;    /* parked on mon_word: kicks must wake */
-static _Atomic uint32_t mon_word; /* the monitor's futex */
-static atomic_bool exhausted;     /* the monitor could not add a thread */
 
 /* Give the queue one awake worker per waiting task, up to a batch. */
 static int relieve(void)
