@@ -10,6 +10,9 @@
 #include "t.h"
 
 #include "internal.h"
+#include "stress/race.h"
+
+#include <sys/wait.h>
 
 static int count_task(ctx_t *c, void *arg)
 {
@@ -274,4 +277,198 @@ T_CASE(all_workers_blocked_thread_start_fails)
     T_EQ(atomic_load(&runs), accepted + 1);
     ctx_group_free(g);
     ctx_sem_free(gt.s);
+}
+
+/* ------------------------------------------------------------ fork */
+
+/*
+ * fork() while the pool is watched (its workers blocked, so that the
+ * monitor runs): the child has none of the parent's threads, the monitor
+ * included. Its only worker blocked on a gate that a task still to be
+ * started opens, the child's pool must watch for it and start the opener
+ * on a new thread (the blocked task gives up after 2 s, and the child's
+ * group then fails with ETIMEDOUT).
+ */
+static int forked_child(void)
+{
+    struct gate gt;
+    ctx_group_t *g;
+    long long until = t_now_ns() + 5000000000LL;
+    int rc;
+
+    alarm(10);
+    atomic_init(&gt.started, 0);
+    if (ctx_sem_new(1, &gt.s) != 0 || !ctx_sem_try_acquire(gt.s, 1) ||
+        ctx_with_timeout(ctx_background(), 2 * CTX_SECOND, &gt.c) != 0 ||
+        ctx_group_new(ctx_background(), &g) != 0 ||
+        ctx_group_go(g, blocker, &gt) != 0)
+        return 2;
+    while (atomic_load(&gt.started) < 1 && t_now_ns() < until)
+        t_sleep_ns(100000);
+    if (atomic_load(&gt.started) < 1 || ctx_group_go(g, opener, &gt) != 0)
+        return 2;
+    rc = ctx_group_wait(g);
+    return rc == 0 ? 0 : rc == ETIMEDOUT ? 3 : 4;
+}
+
+T_CASE(fork_child_watches_its_own_pool)
+{
+    ctx_group_t *g;
+    struct gate gt;
+    pid_t pid, wr;
+    int status;
+
+#ifdef T_TSAN
+    return; /* TSan cannot start threads after a multi-threaded fork */
+#endif
+    atomic_init(&gt.started, 0);
+    T_OK(ctx_sem_new(1, &gt.s));
+    T_TRUE(ctx_sem_try_acquire(gt.s, 1));
+    gt.c = ctx_background();
+    T_OK(ctx_group_new(ctx_background(), &g));
+    /* Two at least: the second go, one worker blocked, has it watched. */
+    T_GE(block_all_workers(g, &gt, 2), 2);
+    pid = fork();
+    if (pid == 0)
+        _exit(forked_child());
+    ctx_sem_release(gt.s, 1);
+    T_OK(ctx_group_wait(g));
+    ctx_group_free(g);
+    ctx_sem_free(gt.s);
+    T_GT(pid, 0);
+    while ((wr = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+        ;
+    T_EQ(wr, pid);
+    T_TRUE(WIFEXITED(status));
+    /* 3: the opener did not start while the child's worker was blocked */
+    T_EQ(WEXITSTATUS(status), 0);
+}
+
+/* ------------------------------------------------------------ first */
+
+/*
+ * A thread start failing beside another go, on a pool with no thread.
+ * The go that starts the pool's first thread counts it (spinning) before
+ * the start, and takes it back when the start fails; a go in between
+ * must not take that thread for one that will run its task. Each round:
+ * the pool back to no thread, the next thread start armed to fail, two
+ * threads call ctx_group_go 0-1.5 us apart. Each go returns EAGAIN (its
+ * fn never runs) or 0 (its fn runs exactly once, and the group's wait
+ * returns: a task queued with no thread to run it leaves the wait blocked
+ * for good, and the watchdog aborts).
+ */
+static struct {
+    atomic_long round; /* the helper plays round r once it reads r */
+    atomic_long ready; /* the helper is waiting for `go` in round r */
+    atomic_long go;
+    atomic_long done;
+    ctx_group_t *g; /* the helper's */
+    atomic_int runs;
+    atomic_int rc;
+    unsigned delay_ns;
+} fs;
+
+static void spin_ns(unsigned ns)
+{
+    long long until = t_now_ns() + ns;
+    while (t_now_ns() < until)
+        ;
+}
+
+static void *fs_helper(void *arg)
+{
+    (void)arg;
+    for (long r = 1;; r++) {
+        long at;
+        while ((at = atomic_load(&fs.round)) >= 0 && at < r)
+            sched_yield();
+        if (at < 0)
+            return NULL;
+        atomic_store(&fs.ready, r);
+        while (atomic_load(&fs.go) < r)
+            ctx__cpu_relax();
+        spin_ns(fs.delay_ns);
+        fs.rc = ctx_group_go(fs.g, count_task, &fs.runs);
+        atomic_store(&fs.done, r);
+    }
+}
+
+/* Until the pool has no thread left (up to 2 s). */
+static int await_empty_pool(void)
+{
+    long long until = t_now_ns() + 2000000000LL;
+    while (stats().pool_threads != 0)
+        if (t_now_ns() > until)
+            return 0;
+        else
+            t_sleep_ns(20000);
+    return 1;
+}
+
+static atomic_int fs_rc, fs_runs; /* the main thread's go */
+
+static void fs_stuck(void)
+{
+    ctx_stats_t st = stats();
+    fprintf(stderr,
+            "  go: %s (ran %d), the other go: %s (ran %d); pool threads "
+            "%lld, idle %lld, tasks %lld\n",
+            ctx_errname(fs_rc), atomic_load(&fs_runs), ctx_errname(fs.rc),
+            atomic_load(&fs.runs), (long long)st.pool_threads,
+            (long long)st.idle_threads, (long long)st.tasks);
+}
+
+T_CASE(first_thread_start_fails_beside_a_go)
+{
+    long rounds = t_scale(20000), r, refused = 0;
+    long long t0 = t_now_ns();
+    uint64_t seed = 5;
+    pthread_t helper;
+    ctx_group_t *g;
+
+    T_OK(ctx_pool_set_idle_timeout(50 * CTX_MICROSECOND));
+    T_EQ(pthread_create(&helper, NULL, fs_helper, NULL), 0);
+    wd_start("first_thread_start_fails_beside_a_go", fs_stuck);
+    for (r = 1; r <= rounds && !FAILED() && in_budget(t0); r++) {
+        unsigned d = (unsigned)(t_rand(&seed) % 3001);
+        unsigned mine = d > 1500 ? d - 1500 : 0;
+        T_EXPECT(await_empty_pool());
+        if (FAILED())
+            break;
+        T_EXPECT_ERR(ctx_group_new(ctx_background(), &g), 0);
+        T_EXPECT_ERR(ctx_group_new(ctx_background(), &fs.g), 0);
+        if (FAILED())
+            break;
+        atomic_store(&fs_runs, 0);
+        atomic_store(&fs.runs, 0);
+        fs.rc = -1;
+        fs.delay_ns = d > 1500 ? 0 : d;
+        ctx__fault_arm(CTX__FAULT_THREAD_CREATE, 1, 0);
+        atomic_store(&fs.round, r);
+        while (atomic_load(&fs.ready) < r)
+            sched_yield();
+        atomic_store(&fs.go, r);
+        spin_ns(mine);
+        fs_rc = -1;
+        fs_rc = ctx_group_go(g, count_task, &fs_runs);
+        while (atomic_load(&fs.done) < r)
+            sched_yield();
+        ctx__fault_disarm_all();
+        T_EXPECT(fs_rc == 0 || fs_rc == EAGAIN);
+        T_EXPECT(fs.rc == 0 || fs.rc == EAGAIN);
+        refused += (fs_rc == EAGAIN) + (fs.rc == EAGAIN);
+        T_EXPECT_ERR(ctx_group_wait(g), 0);
+        T_EXPECT_ERR(ctx_group_wait(fs.g), 0);
+        T_EXPECT_EQ(atomic_load(&fs_runs), fs_rc == 0);
+        T_EXPECT_EQ(atomic_load(&fs.runs), fs.rc == 0);
+        ctx_group_free(g);
+        ctx_group_free(fs.g);
+        wd_tick();
+    }
+    atomic_store(&fs.round, -1);
+    pthread_join(helper, NULL);
+    wd_stop();
+    T_OK(ctx_pool_set_idle_timeout(10 * CTX_SECOND));
+    report("first_thread_start_fails_beside_a_go", r - 1, rounds, t0);
+    T_GT(refused, 0);
 }

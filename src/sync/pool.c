@@ -38,6 +38,13 @@
  * the submitter sees the spinner, which then sees the task, or it sees it
  * idle and wakes it (or another).
  *
+ * A thread being started is counted (spinning) before it exists, so that
+ * a burst of submits starts one thread, not one each; a submitter that
+ * reads `state` meanwhile leaves its task to it. If the start fails, the
+ * starter takes the count back, then looks at the queue and kicks the
+ * monitor if anything waits: the same pair (the submitter pushes, then
+ * reads `state`; the starter updates `state`, then reads the queue).
+ *
  * Monitor. Kicked when tasks wait behind busy workers, it looks every
  * GRACE while work keeps coming (a kick while it is awake is a flag, not a
  * system call) and parks after a quiet while; when the queue did not move
@@ -307,6 +314,14 @@ static _Thread_local struct worker *self;
 static pthread_key_t worker_key;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
+/* The monitor's (see below). */
+static ctx__spin_t mon_lock = CTX__SPIN_INIT;
+static bool mon_running CTX_GUARDED_BY(mon_lock);
+static atomic_bool mon_kicked;    /* a watch is asked for */
+static atomic_bool mon_asleep;    /* parked on mon_word: kicks must wake */
+static _Atomic uint32_t mon_word; /* the monitor's futex */
+static atomic_bool exhausted;     /* the monitor could not add a thread */
+
 static void worker_lost(void *p);
 static void kick(void);
 
@@ -329,17 +344,20 @@ static void atfork_prepare(void) CTX_NO_TSA
     ctx__spin_lock(&workers_lock);
     ctx__spin_lock(&idle_lock);
     ctx__spin_lock(&ovf_lock);
+    ctx__spin_lock(&mon_lock);
 }
 
 static void atfork_parent(void) CTX_NO_TSA
 {
+    ctx__spin_unlock(&mon_lock);
     ctx__spin_unlock(&ovf_lock);
     ctx__spin_unlock(&idle_lock);
     ctx__spin_unlock(&workers_lock);
 }
 
-/* The child has none of the workers: start from an empty pool. Queued
- * tasks stay queued and run if the child submits more. */
+/* The child has none of the workers, nor the monitor: start from an empty
+ * pool, whose first watch starts a monitor of its own. Queued tasks stay
+ * queued and run if the child submits more. */
 static void atfork_child(void) CTX_NO_TSA
 {
     workers = NULL;
@@ -347,6 +365,10 @@ static void atfork_child(void) CTX_NO_TSA
     atomic_store(&state, 0);
     gauges(0);
     self = NULL;
+    mon_running = false;
+    atomic_store(&mon_kicked, false);
+    atomic_store(&mon_asleep, false);
+    atomic_store(&exhausted, false);
     atfork_parent();
 }
 
@@ -598,18 +620,15 @@ static int grow(void)
         ctx__spin_unlock(&workers_lock);
         state_add(0, ST_THREAD + ST_SPIN);
         ctx__free(w);
+        /* A submitter may have left its task to the thread we counted
+         * (see DESIGN): have the monitor see to what waits. */
+        if (queued())
+            kick();
     }
     return rc;
 }
 
 /* ------------------------------------------------------------ monitor */
-
-static ctx__spin_t mon_lock = CTX__SPIN_INIT;
-static bool mon_running CTX_GUARDED_BY(mon_lock);
-static atomic_bool mon_kicked;    /* a watch is asked for */
-static atomic_bool mon_asleep;    /* parked on mon_word: kicks must wake */
-static _Atomic uint32_t mon_word; /* the monitor's futex */
-static atomic_bool exhausted;     /* the monitor could not add a thread */
 
 /* Give the queue one awake worker per waiting task, up to a batch. */
 static int relieve(void)
