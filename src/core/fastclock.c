@@ -129,11 +129,10 @@ static int64_t anchor(uint32_t s, bool resync)
 
     at = now;
     if (resync) {
-        at = atomic_load_explicit(&fc.ns, memory_order_relaxed) +
-             extrapolate(t - atomic_load_explicit(&fc.tsc,
-                                                  memory_order_relaxed),
-                         atomic_load_explicit(&fc.mult,
-                                              memory_order_relaxed));
+        at =
+            atomic_load_explicit(&fc.ns, memory_order_relaxed) +
+            extrapolate(t - atomic_load_explicit(&fc.tsc, memory_order_relaxed),
+                        atomic_load_explicit(&fc.mult, memory_order_relaxed));
         off = now - at;
         if (off > TOLERANCE || off < -TOLERANCE || t < fc.base_tsc) {
             atomic_store(&fc.mode, FC_OFF);
@@ -167,8 +166,7 @@ static int64_t anchor(uint32_t s, bool resync)
 static bool write_begin(uint32_t *s)
 {
     uint32_t v = atomic_load_explicit(&fc.seq, memory_order_relaxed);
-    if ((v & 1) ||
-        !atomic_compare_exchange_strong(&fc.seq, &v, v + 1))
+    if ((v & 1) || !atomic_compare_exchange_strong(&fc.seq, &v, v + 1))
         return false;
     *s = v + 1;
     return true;
