@@ -2,8 +2,11 @@
 /*
  * Quotas and rates that a cancelled caller walks away from: a weighted FIFO
  * semaphore (Go's x/sync/semaphore) and a token-bucket rate limiter with
- * reservations (Go's x/time/rate). Both read time through ctx_now(), so the
- * test clock drives them exactly.
+ * reservations (Go's x/time/rate). Both read time on ctx_now()'s clock, so
+ * the test clock drives them exactly. Where the kernel itself reads the
+ * clock through the CPU's invariant TSC, the limiter reads the TSC
+ * directly (a third of clock_gettime's cost): its time is then within
+ * ~100 ns of ctx_now(), and may be that much out of order between calls.
  */
 #ifndef CTX_SYNC_H
 #define CTX_SYNC_H
