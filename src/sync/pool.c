@@ -316,7 +316,7 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 /* The monitor's (see below). */
 static ctx__spin_t mon_lock = CTX__SPIN_INIT;
-static bool mon_running CTX_GUARDED_BY(mon_lock);
+static atomic_bool mon_running;   /* written under mon_lock */
 static atomic_bool mon_kicked;    /* a watch is asked for */
 static atomic_bool mon_asleep;    /* parked on mon_word: kicks must wake */
 static _Atomic uint32_t mon_word; /* the monitor's futex */
@@ -365,7 +365,7 @@ static void atfork_child(void) CTX_NO_TSA
     atomic_store(&state, 0);
     gauges(0);
     self = NULL;
-    mon_running = false;
+    atomic_store(&mon_running, false);
     atomic_store(&mon_kicked, false);
     atomic_store(&mon_asleep, false);
     atomic_store(&exhausted, false);
@@ -662,7 +662,7 @@ static bool monitor_park(void)
             ctx__real_now() >= until) {
             ctx__spin_lock(&mon_lock);
             if (!atomic_load(&mon_kicked)) {
-                mon_running = false;
+                atomic_store(&mon_running, false);
                 ctx__spin_unlock(&mon_lock);
                 return false;
             }
@@ -724,14 +724,16 @@ static int monitor_up(void)
     bool start = false;
 
     ctx__spin_lock(&mon_lock);
-    if (!mon_running)
-        mon_running = start = true;
+    if (!atomic_load(&mon_running)) {
+        atomic_store(&mon_running, true);
+        start = true;
+    }
     ctx__spin_unlock(&mon_lock);
     if (!start)
         return 0;
     if (ctx__thread_start(&tid, monitor_main, NULL) != 0) {
         ctx__spin_lock(&mon_lock);
-        mon_running = false;
+        atomic_store(&mon_running, false);
         ctx__spin_unlock(&mon_lock);
         return EAGAIN;
     }
@@ -772,9 +774,13 @@ int ctx__pool_submit(const struct ctx__task *t)
         /* Every worker is busy: the task will wait for one to come back
          * unless they are stuck, which the monitor watches for. Without
          * a monitor, or once it found the pool stuck and could not add a
-         * thread, a thread is needed now. */
+         * thread, a thread is needed now. (A running monitor is seen
+         * without its lock, as this is asked on every task behind busy
+         * workers; one retiring meanwhile is restarted by kick(), which
+         * looks under the lock.) */
         need = atomic_load_explicit(&exhausted, memory_order_relaxed) ||
-               monitor_up() != 0;
+               (!atomic_load_explicit(&mon_running, memory_order_relaxed) &&
+                monitor_up() != 0);
     }
     if (need && (rc = grow()) != 0)
         return rc == ENOMEM ? EAGAIN : rc; /* not queued: fn never runs */
