@@ -106,11 +106,22 @@ static inline int n_spinning(uint64_t s)
     return ST_FIELD(s, ST_SPIN);
 }
 
+/*
+ * Publish the counts for ctx_stats. Two updaters may store out of order;
+ * each looks at `state` again after storing and stores again if it moved,
+ * so the last store is of the last state.
+ */
 static void gauges(uint64_t s)
 {
-    atomic_store_explicit(&ctx__pool_threads, n_threads(s),
-                          memory_order_relaxed);
-    atomic_store_explicit(&ctx__idle_threads, n_idle(s), memory_order_relaxed);
+    for (;;) {
+        uint64_t now;
+        atomic_store(&ctx__pool_threads, n_threads(s));
+        atomic_store(&ctx__idle_threads, n_idle(s));
+        now = atomic_load(&state);
+        if ((now & (ST_SPIN - 1)) == (s & (ST_SPIN - 1)))
+            return; /* threads and idle as stored (spinning is not shown) */
+        s = now;
+    }
 }
 
 static void state_add(uint64_t plus, uint64_t minus)
@@ -360,6 +371,10 @@ static void atfork_parent(void) CTX_NO_TSA
  * queued and run if the child submits more. */
 static void atfork_child(void) CTX_NO_TSA
 {
+    for (struct worker *w = workers; w; w = w->next)
+        ctx__thread_exiting(); /* counted in the parent's internal threads */
+    if (atomic_load(&mon_running))
+        ctx__thread_exiting();
     workers = NULL;
     idle_top = NULL;
     atomic_store(&state, 0);
