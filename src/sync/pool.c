@@ -78,6 +78,7 @@
 #define GRACE    (100 * CTX_MICROSECOND)
 #define SPIN_FOR (50 * CTX_MICROSECOND)
 #define BATCH    16
+#define LINGER   64  /* looks at the queue after a task, before spinning */
 #define RING     512 /* cells, a power of two */
 #define PREFETCH 4   /* cells ahead a burst asks for (see ring_push) */
 
@@ -555,6 +556,15 @@ static void *worker_main(void *arg)
             continue;
         }
         if (!spinning) {
+            /* Right after a task, the submitter of a burst is often
+             * writing the next cell: watch it a moment before counting
+             * ourselves spinning (which moves `state`, a line every
+             * submitter reads). */
+            unsigned i = 0;
+            while (!ready() && ++i < LINGER)
+                ctx__cpu_relax();
+            if (i < LINGER)
+                continue;
             uint64_t s = atomic_load(&state);
             while (n_spinning(s) < max_spinners) {
                 if (atomic_compare_exchange_weak(&state, &s, s + ST_SPIN)) {
