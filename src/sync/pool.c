@@ -80,7 +80,7 @@
 #define BATCH    16
 #define LINGER   64  /* looks at the queue after a task, before spinning */
 #define RING     512 /* cells, a power of two */
-#define PREFETCH 4   /* cells ahead a burst asks for (see ring_push) */
+#define PREFETCH 4   /* cells ahead a submitter asks for (see ring_push) */
 
 /* ------------------------------------------------------------ state */
 
@@ -175,7 +175,10 @@ static bool ring_push(const struct ctx__task *t)
         }
     }
     /* Ask for lines ahead now: a burst of submits then waits for the
-     * consumer's cache lines in parallel, not one after the other. */
+     * consumer's cache lines (released a ring ago) in parallel, not one
+     * after the other. (Not so on the consumer's side: a worker close
+     * behind the submitter would fetch cells not written yet, and make
+     * the submitter's writes take them back.) */
     __builtin_prefetch(&Q.cells[(pos + PREFETCH) & (RING - 1)], 1);
     c->task = *t;
     atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
@@ -201,7 +204,6 @@ static bool ring_pop(struct ctx__task *t)
             pos = atomic_load_explicit(&Q.deq, memory_order_relaxed);
         }
     }
-    __builtin_prefetch(&Q.cells[(pos + PREFETCH) & (RING - 1)], 0);
     *t = c->task;
     atomic_store_explicit(&c->seq, pos + RING, memory_order_release);
     return true;
