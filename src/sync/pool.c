@@ -531,6 +531,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     bool spinning = true; /* counted so by whoever started us */
+    unsigned streak = 0;  /* tasks run since we last parked */
 
     ctx__thread_name("ctx-worker");
     self = w;
@@ -555,19 +556,24 @@ static void *worker_main(void *arg)
             ctx__task_run(&w->cur);
             atomic_store_explicit(&w->running, 0, memory_order_relaxed);
             ctx__note_done();
+            streak++;
             continue;
         }
         if (!spinning) {
-            /* Right after a task, the submitter of a burst is often
-             * writing the next cell: watch it a moment before counting
-             * ourselves spinning (which moves `state`, a line every
-             * submitter reads). */
-            unsigned i = 0;
-            while (!ready() && ++i < LINGER)
-                ctx__cpu_relax();
-            if (i < LINGER)
-                continue;
-            uint64_t s = atomic_load(&state);
+            uint64_t s;
+            /* In a stream of tasks (a second one since we parked), the
+             * submitter is often writing the next cell: watch it a moment
+             * before counting ourselves spinning (which moves `state`, a
+             * line every submitter reads). Not after a lone task: a
+             * thousand returning at a cancel would each linger. */
+            if (streak >= 2) {
+                unsigned i = 0;
+                while (!ready() && ++i < LINGER)
+                    ctx__cpu_relax();
+                if (i < LINGER)
+                    continue;
+            }
+            s = atomic_load(&state);
             while (n_spinning(s) < max_spinners) {
                 if (atomic_compare_exchange_weak(&state, &s, s + ST_SPIN)) {
                     spinning = true;
@@ -583,6 +589,7 @@ static void *worker_main(void *arg)
         if (go_idle(w, spinning))
             break;
         spinning = true; /* woken or undone: counted spinning */
+        streak = 0;
     }
     ctx__spin_lock(&workers_lock);
     *w->pprev = w->next;
