@@ -104,10 +104,56 @@ static void group_check(int limit)
     }
 }
 
+/*
+ * The machine's cross-CPU latency when the group rows run: two threads
+ * pass a counter back and forth through two cache lines, 10^5 times; ns
+ * per round trip. On this VM it moves between two levels over minutes,
+ * and a group task costs at least one transfer each way between the
+ * submitter and the worker, so the group rows move with it.
+ */
+enum { RT_ROUNDS = 100000 };
+
+static struct {
+    _Alignas(64) atomic_long ping;
+    _Alignas(64) atomic_long pong;
+} rt;
+
+static void *rt_echo(void *arg)
+{
+    (void)arg;
+    for (long i = 1; i <= RT_ROUNDS; i++) {
+        while (atomic_load_explicit(&rt.ping, memory_order_acquire) != i)
+            ;
+        atomic_store_explicit(&rt.pong, i, memory_order_release);
+    }
+    return NULL;
+}
+
+static double round_trip_ns(void)
+{
+    pthread_t t;
+    double t0;
+
+    atomic_store(&rt.ping, 0);
+    atomic_store(&rt.pong, 0);
+    if (pthread_create(&t, NULL, rt_echo, NULL) != 0)
+        die("pthread_create failed");
+    t0 = bench_now();
+    for (long i = 1; i <= RT_ROUNDS; i++) {
+        atomic_store_explicit(&rt.ping, i, memory_order_release);
+        while (atomic_load_explicit(&rt.pong, memory_order_acquire) != i)
+            ;
+    }
+    t0 = bench_now() - t0;
+    pthread_join(t, NULL);
+    return t0 / RT_ROUNDS;
+}
+
 static void bench_group(void)
 {
     static int nolimit = -1, limit2 = 2;
 
+    bench_result("group.xcpu_round_trip", round_trip_ns(), "ns");
     group_check(nolimit);
     group_check(limit2);
     bench_result("group.nolimit", bench_per_op(loop_group, &nolimit) / TASKS,

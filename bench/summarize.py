@@ -525,6 +525,21 @@ def main():
                           if t is not best) + ")" if len(tries) > 1 else "")])
     L += table(["run", "load average before", "others' CPU share, worst "
                 "section", "attempt kept"], drows)
+    L += ["", "Groups, run by run, with the round trip of a cache line "
+          "between two threads measured just before them "
+          "(`group.xcpu_round_trip`): on this VM it moves between ~100-150 "
+          "and ~500-600 ns over minutes, and a group task costs at least "
+          "one cache-line transfer each way between the submitter and the "
+          "worker, so the group rows move with it.", ""]
+    grows = []
+    for i in range(1, F.ctx_runs + 1):
+        grows.append([str(i)] + [fmt(F.run_value(a.ctx, i, "sync.txt", k, u))
+                                 for k, u in (
+                                     ("group.xcpu_round_trip", "ns"),
+                                     ("group.nolimit", "ns/task"),
+                                     ("group.limit=2", "ns/task"))])
+    L += table(["run", "cross-CPU round trip [ns]", "no limit [ns/task]",
+                "limit 2 [ns/task]"], grows)
     L.append("")
     L += ["Go's semaphore and errgroup allocate per operation (B/op, "
           "allocs/op in brackets); libctx's semaphore, limiter and channel "
