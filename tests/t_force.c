@@ -74,7 +74,10 @@ T_CASE(interrupt_ends_a_blocking_read)
     T_OK(b.rc);
     T_EQ(b.r, -1);
     T_ERR(b.err, EINTR);
-    T_LT(b.returned_ns - t0, 10LL * 1000000LL);
+    /* Promptly: without the interrupt the read never returns. The bound
+     * leaves room for the scheduling of a 2-CPU machine running other
+     * tests beside this one (12 ms was seen once with 10). */
+    T_LT(b.returned_ns - t0, 50LL * 1000000LL);
     ctx_stats(&st);
     T_GT(st.interrupts, 0);
     ctx_release(c);
