@@ -411,10 +411,12 @@ T_CASE(escaped_descendants_are_killed)
     o.wait_delay = 300 * CTX_MILLISECOND;
     T_OK(ctx_with_cancel(ctx_background(), &c));
     T_OK(ctx_proc_spawn(c, &o, &p));
-    for (int i = 0; i < 100 && (alive_tagged(tag(201)) == 0 ||
-                                alive_tagged(tag(202)) == 0);
+    for (int i = 0;
+         i < 300 &&
+         (alive_tagged(tag(201)) == 0 || alive_tagged(tag(202)) == 0 ||
+          alive_tagged(tag(203)) == 0 || alive_tagged(tag(204)) == 0);
          i++)
-        t_sleep_ns(10000000LL);
+        t_sleep_ns(10000000LL); /* all four started (a slow machine) */
     T_EQ(alive_tagged(tag(201)) + alive_tagged(tag(202)) +
              alive_tagged(tag(203)) + alive_tagged(tag(204)),
          4);
